@@ -1,0 +1,32 @@
+# Test helpers. ctest runs everything; labels: unit, integration, e2e, fuzz.
+enable_testing()
+
+# stk_add_unit_test(<name> SOURCES <files...> LIBS <targets...>)
+# One cmocka executable per module, registered with the label `unit`.
+function(stk_add_unit_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 120)
+endfunction()
+
+# stk_add_fuzzer(<name> SOURCE <file> CORPUS <dir> LIBS <targets...>)
+# A libFuzzer target (built only with STK_FUZZ) and, always, a plain executable that
+# replays the seed corpus through the same entry point, registered with the label `fuzz`.
+function(stk_add_fuzzer name)
+  cmake_parse_arguments(F "" "SOURCE;CORPUS" "LIBS" ${ARGN})
+  add_executable(${name}_replay ${F_SOURCE} ${PROJECT_SOURCE_DIR}/runtime/tests/fuzz_replay.c)
+  target_link_libraries(${name}_replay PRIVATE ${F_LIBS})
+  set_target_properties(${name}_replay PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME ${name}_corpus COMMAND ${name}_replay ${F_CORPUS})
+  set_tests_properties(${name}_corpus PROPERTIES LABELS fuzz TIMEOUT 300)
+  if(STK_FUZZ)
+    add_executable(${name} ${F_SOURCE})
+    target_link_libraries(${name} PRIVATE ${F_LIBS})
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
+    set_property(GLOBAL APPEND PROPERTY STK_FUZZERS "${name}|${F_CORPUS}")
+  endif()
+endfunction()

@@ -1,0 +1,47 @@
+/* injector: the mutating admission webhook that adds the stoker-agent sidecar. */
+#include "stk/daemon.h"
+
+int main(int argc, char **argv)
+{
+	struct stk_flagset fs;
+	struct stk_daemon_opts o;
+	const char *webhook_addr = ":9443", *cert_file = NULL, *key_file = NULL;
+	const char *webhook_config = NULL;
+	struct stk_strlist dns_names = {NULL, 0};
+	int rc;
+
+	stk_flagset_init(&fs, "injector",
+			 "Mutating admission webhook that injects the stoker-agent sidecar into "
+			 "annotated gateway pods.");
+	stk_daemon_flags(&fs, &o);
+	stk_flagset_add(&fs, &(struct stk_flag){"webhook-bind-address", STK_FLAG_ADDR,
+					       &webhook_addr, ":9443",
+					       "address of the HTTPS admission endpoint", 0, 0});
+	stk_flagset_add(&fs, &(struct stk_flag){"tls-cert-file", STK_FLAG_STRING, &cert_file, "",
+					       "serving certificate (e.g. from cert-manager); "
+					       "reloaded when it changes",
+					       0, 0});
+	stk_flagset_add(&fs, &(struct stk_flag){"tls-key-file", STK_FLAG_STRING, &key_file, "",
+					       "private key of --tls-cert-file", 0, 0});
+	stk_flagset_add(&fs, &(struct stk_flag){"webhook-config-name", STK_FLAG_STRING,
+					       &webhook_config, "",
+					       "MutatingWebhookConfiguration whose caBundle the "
+					       "injector keeps current (self-managed TLS)",
+					       0, 0});
+	stk_flagset_add(&fs, &(struct stk_flag){"cert-dns-names", STK_FLAG_LIST, &dns_names, "",
+					       "DNS names and IP addresses of the self-managed "
+					       "serving certificate",
+					       0, 0});
+	rc = stk_daemon_parse(&fs, &o.log_level, argc, argv);
+	if (rc < 0 && (!cert_file) != (!key_file))
+		rc = stk_daemon_usage_error(&fs, "--tls-cert-file and --tls-key-file go together");
+	if (rc < 0 && !cert_file && !webhook_config)
+		rc = stk_daemon_usage_error(&fs, "give --tls-cert-file and --tls-key-file, or "
+						 "--webhook-config-name for self-managed TLS");
+	if (rc < 0 && !cert_file && dns_names.len == 0)
+		rc = stk_daemon_usage_error(&fs, "self-managed TLS needs --cert-dns-names");
+	if (rc < 0)
+		rc = stk_daemon_unavailable(&fs, "admission handler");
+	stk_flagset_free(&fs);
+	return rc;
+}
