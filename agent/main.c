@@ -23,15 +23,15 @@ int main(int argc, char **argv)
 			 "The stoker-agent sidecar: keeps a gateway's data directory identical to "
 			 "the mapped part of a Git commit, then asks the gateway to rescan.");
 	fs.usage_extra = agent_config_usage;
-	stk_flagset_add(&fs, &(struct stk_flag){"health-probe-bind-address", STK_FLAG_ADDR,
-					       &health_addr, ":8082",
-					       "address of /healthz, /readyz and /startupz", 0, 0});
-	stk_flagset_add(&fs, &(struct stk_flag){"metrics-bind-address", STK_FLAG_ADDR,
-					       &metrics_addr, ":8083",
-					       "address of the Prometheus /metrics endpoint", 0, 0});
-	stk_flagset_add(&fs, &(struct stk_flag){"log-level", STK_FLAG_LOGLEVEL, &level, "info",
-					       "minimum level logged: debug, info, warn, error", 0,
-					       0});
+	stk_flagset_add(&fs, &(struct stk_flag){
+				     "health-probe-bind-address", STK_FLAG_ADDR, &health_addr,
+				     ":8082", "address of /healthz, /readyz and /startupz", 0, 0});
+	stk_flagset_add(&fs, &(struct stk_flag){
+				     "metrics-bind-address", STK_FLAG_ADDR, &metrics_addr, ":8083",
+				     "address of the Prometheus /metrics endpoint", 0, 0});
+	stk_flagset_add(&fs,
+			&(struct stk_flag){"log-level", STK_FLAG_LOGLEVEL, &level, "info",
+					   "minimum level logged: debug, info, warn, error", 0, 0});
 	rc = stk_daemon_parse(&fs, &level, argc, argv);
 	if (rc < 0 && agent_config_load(&cfg, agent_getenv, NULL, &err))
 		rc = stk_daemon_usage_error(&fs, "%s", err.message);

@@ -15,23 +15,23 @@ int main(int argc, char **argv)
 			 "annotated gateway pods.");
 	stk_daemon_flags(&fs, &o);
 	stk_flagset_add(&fs, &(struct stk_flag){"webhook-bind-address", STK_FLAG_ADDR,
-					       &webhook_addr, ":9443",
-					       "address of the HTTPS admission endpoint", 0, 0});
+						&webhook_addr, ":9443",
+						"address of the HTTPS admission endpoint", 0, 0});
 	stk_flagset_add(&fs, &(struct stk_flag){"tls-cert-file", STK_FLAG_STRING, &cert_file, "",
-					       "serving certificate (e.g. from cert-manager); "
-					       "reloaded when it changes",
-					       0, 0});
+						"serving certificate (e.g. from cert-manager); "
+						"reloaded when it changes",
+						0, 0});
 	stk_flagset_add(&fs, &(struct stk_flag){"tls-key-file", STK_FLAG_STRING, &key_file, "",
-					       "private key of --tls-cert-file", 0, 0});
+						"private key of --tls-cert-file", 0, 0});
 	stk_flagset_add(&fs, &(struct stk_flag){"webhook-config-name", STK_FLAG_STRING,
-					       &webhook_config, "",
-					       "MutatingWebhookConfiguration whose caBundle the "
-					       "injector keeps current (self-managed TLS)",
-					       0, 0});
+						&webhook_config, "",
+						"MutatingWebhookConfiguration whose caBundle the "
+						"injector keeps current (self-managed TLS)",
+						0, 0});
 	stk_flagset_add(&fs, &(struct stk_flag){"cert-dns-names", STK_FLAG_LIST, &dns_names, "",
-					       "DNS names and IP addresses of the self-managed "
-					       "serving certificate",
-					       0, 0});
+						"DNS names and IP addresses of the self-managed "
+						"serving certificate",
+						0, 0});
 	rc = stk_daemon_parse(&fs, &o.log_level, argc, argv);
 	if (rc < 0 && (!cert_file) != (!key_file))
 		rc = stk_daemon_usage_error(&fs, "--tls-cert-file and --tls-key-file go together");

@@ -1,4 +1,5 @@
-/* profile-controller: Reconciles SyncProfiles: validates them, counts their gateways and evaluates dependsOn. */
+/* profile-controller: Reconciles SyncProfiles: validates them, counts their gateways and evaluates
+ * dependsOn. */
 #include "stk/daemon.h"
 
 int main(int argc, char **argv)
@@ -7,7 +8,9 @@ int main(int argc, char **argv)
 	struct stk_daemon_opts o;
 	int rc;
 
-	stk_flagset_init(&fs, "profile-controller", "Reconciles SyncProfiles: validates them, counts their gateways and evaluates dependsOn.");
+	stk_flagset_init(&fs, "profile-controller",
+			 "Reconciles SyncProfiles: validates them, counts their gateways and "
+			 "evaluates dependsOn.");
 	stk_daemon_flags(&fs, &o);
 	rc = stk_daemon_parse(&fs, &o.log_level, argc, argv);
 	if (rc < 0)

@@ -1,4 +1,5 @@
-/* sync-controller: Reconciles Stokers: ties sources, profiles and gateway pods together and reports fleet state. */
+/* sync-controller: Reconciles Stokers: ties sources, profiles and gateway pods together and reports
+ * fleet state. */
 #include "stk/daemon.h"
 
 int main(int argc, char **argv)
@@ -7,7 +8,9 @@ int main(int argc, char **argv)
 	struct stk_daemon_opts o;
 	int rc;
 
-	stk_flagset_init(&fs, "sync-controller", "Reconciles Stokers: ties sources, profiles and gateway pods together and reports fleet state.");
+	stk_flagset_init(&fs, "sync-controller",
+			 "Reconciles Stokers: ties sources, profiles and gateway pods together and "
+			 "reports fleet state.");
 	stk_daemon_flags(&fs, &o);
 	rc = stk_daemon_parse(&fs, &o.log_level, argc, argv);
 	if (rc < 0)

@@ -19,8 +19,16 @@ static const char *fake_env(const char *name, void *ctx)
 
 static void test_config__injected_env_with_defaults(void **state)
 {
-	const char *env[] = {"POD_NAME", "gw-0", "POD_NAMESPACE", "site1", "CR_NAME", "plant",
-			     "DATA_PATH", "/usr/local/bin/ignition/data", "SYNC_PROFILE", "site",
+	const char *env[] = {"POD_NAME",
+			     "gw-0",
+			     "POD_NAMESPACE",
+			     "site1",
+			     "CR_NAME",
+			     "plant",
+			     "DATA_PATH",
+			     "/usr/local/bin/ignition/data",
+			     "SYNC_PROFILE",
+			     "site",
 			     NULL};
 	struct agent_config c;
 	stk_err err = STK_ERR_INIT;
@@ -39,10 +47,27 @@ static void test_config__injected_env_with_defaults(void **state)
 
 static void test_config__explicit_values(void **state)
 {
-	const char *env[] = {"POD_NAME", "gw-0", "POD_NAMESPACE", "site1", "CR_NAME", "plant",
-			     "DATA_PATH", "/data", "GATEWAY_NAME", "area1", "GATEWAY_PORT", "8043",
-			     "GATEWAY_TLS", "true", "SOURCE_MODE", "git", "GIT_SSH_KEY_FILE",
-			     "/etc/git/key", "GIT_KNOWN_HOSTS_FILE", "/etc/git/kh", NULL};
+	const char *env[] = {"POD_NAME",
+			     "gw-0",
+			     "POD_NAMESPACE",
+			     "site1",
+			     "CR_NAME",
+			     "plant",
+			     "DATA_PATH",
+			     "/data",
+			     "GATEWAY_NAME",
+			     "area1",
+			     "GATEWAY_PORT",
+			     "8043",
+			     "GATEWAY_TLS",
+			     "true",
+			     "SOURCE_MODE",
+			     "git",
+			     "GIT_SSH_KEY_FILE",
+			     "/etc/git/key",
+			     "GIT_KNOWN_HOSTS_FILE",
+			     "/etc/git/kh",
+			     NULL};
 	struct agent_config c;
 	(void)state;
 	assert_int_equal(agent_config_load(&c, fake_env, env, NULL), 0);
@@ -70,26 +95,26 @@ static void test_config__errors_name_the_variable(void **state)
 	(void)state;
 	const char *no_cr[] = {"POD_NAME", "p", "POD_NAMESPACE", "n", "DATA_PATH", "/d", NULL};
 	expect_error(no_cr, "CR_NAME is not set");
-	const char *empty_data[] = {"POD_NAME", "p", "POD_NAMESPACE", "n", "CR_NAME", "c",
-				    "DATA_PATH", "", NULL};
+	const char *empty_data[] = {
+		"POD_NAME", "p", "POD_NAMESPACE", "n", "CR_NAME", "c", "DATA_PATH", "", NULL};
 	expect_error(empty_data, "DATA_PATH is not set");
-	const char *bad_port[] = {"POD_NAME", "p", "POD_NAMESPACE", "n", "CR_NAME", "c",
-				  "DATA_PATH", "/d", "GATEWAY_PORT", "0", NULL};
+	const char *bad_port[] = {"POD_NAME",  "p",  "POD_NAMESPACE", "n", "CR_NAME", "c",
+				  "DATA_PATH", "/d", "GATEWAY_PORT",  "0", NULL};
 	expect_error(bad_port, "GATEWAY_PORT");
-	const char *bad_tls[] = {"POD_NAME", "p", "POD_NAMESPACE", "n", "CR_NAME", "c",
-				 "DATA_PATH", "/d", "GATEWAY_TLS", "yes", NULL};
+	const char *bad_tls[] = {"POD_NAME",  "p",  "POD_NAMESPACE", "n",   "CR_NAME", "c",
+				 "DATA_PATH", "/d", "GATEWAY_TLS",   "yes", NULL};
 	expect_error(bad_tls, "GATEWAY_TLS");
-	const char *bad_mode[] = {"POD_NAME", "p", "POD_NAMESPACE", "n", "CR_NAME", "c",
-				  "DATA_PATH", "/d", "SOURCE_MODE", "rsync", NULL};
+	const char *bad_mode[] = {"POD_NAME",  "p",  "POD_NAMESPACE", "n",     "CR_NAME", "c",
+				  "DATA_PATH", "/d", "SOURCE_MODE",   "rsync", NULL};
 	expect_error(bad_mode, "SOURCE_MODE");
-	const char *rel[] = {"POD_NAME", "p", "POD_NAMESPACE", "n", "CR_NAME", "c",
-			     "DATA_PATH", "data", NULL};
+	const char *rel[] = {"POD_NAME", "p",	      "POD_NAMESPACE", "n", "CR_NAME",
+			     "c",	 "DATA_PATH", "data",	       NULL};
 	expect_error(rel, "DATA_PATH must be an absolute path");
-	const char *same[] = {"POD_NAME", "p", "POD_NAMESPACE", "n", "CR_NAME", "c",
-			      "DATA_PATH", "/repo", NULL};
+	const char *same[] = {"POD_NAME", "p",	       "POD_NAMESPACE", "n", "CR_NAME",
+			      "c",	  "DATA_PATH", "/repo",		NULL};
 	expect_error(same, "must differ");
-	const char *kh[] = {"POD_NAME", "p", "POD_NAMESPACE", "n", "CR_NAME", "c", "DATA_PATH",
-			    "/d", "GIT_KNOWN_HOSTS_FILE", "/kh", NULL};
+	const char *kh[] = {"POD_NAME",	 "p",  "POD_NAMESPACE",	       "n",   "CR_NAME", "c",
+			    "DATA_PATH", "/d", "GIT_KNOWN_HOSTS_FILE", "/kh", NULL};
 	expect_error(kh, "GIT_SSH_KEY_FILE");
 }
 
@@ -104,11 +129,12 @@ static void test_config__usage_lists_every_variable(void **state)
 	n = fread(text, 1, sizeof(text) - 1, f);
 	text[n] = '\0';
 	fclose(f);
-	const char *names[] = {"POD_NAME", "POD_NAMESPACE", "CR_NAME", "GATEWAY_NAME",
-			       "SYNC_PROFILE", "REPO_PATH", "DATA_PATH", "GATEWAY_HOST",
-			       "GATEWAY_PORT", "GATEWAY_TLS", "API_KEY_FILE", "SOURCE_MODE",
+	const char *names[] = {"POD_NAME",	    "POD_NAMESPACE",	"CR_NAME",
+			       "GATEWAY_NAME",	    "SYNC_PROFILE",	"REPO_PATH",
+			       "DATA_PATH",	    "GATEWAY_HOST",	"GATEWAY_PORT",
+			       "GATEWAY_TLS",	    "API_KEY_FILE",	"SOURCE_MODE",
 			       "SOURCE_TOKEN_FILE", "GIT_SSH_KEY_FILE", "GIT_KNOWN_HOSTS_FILE",
-			       "GIT_TOKEN_FILE", "KUBECONFIG"};
+			       "GIT_TOKEN_FILE",    "KUBECONFIG"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_non_null(strstr(text, names[i]));
 }

@@ -19,8 +19,7 @@ int stk_daemon_usage_error(const struct stk_flagset *fs, const char *fmt, ...)
 	return STK_EXIT_USAGE;
 }
 
-int stk_daemon_parse(struct stk_flagset *fs, const enum stk_log_level *level, int argc,
-		     char **argv)
+int stk_daemon_parse(struct stk_flagset *fs, const enum stk_log_level *level, int argc, char **argv)
 {
 	stk_err err = STK_ERR_INIT;
 	int rc = stk_flagset_parse(fs, argc, argv, stdout, &err);

@@ -16,7 +16,8 @@ void stk_err_clear(stk_err *err)
 }
 
 /* Formats into the record, marking truncation with a trailing "...". */
-static void err_vformat(char *dst, size_t cap, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void err_vformat(char *dst, size_t cap,
+							      const char *fmt, va_list ap)
 {
 	int n = vsnprintf(dst, cap, fmt, ap);
 	if (n < 0) {

@@ -98,8 +98,7 @@ void stk_daemon_flags(struct stk_flagset *fs, struct stk_daemon_opts *o)
 		stk_flagset_add(fs, &common[i]);
 }
 
-static const struct stk_flag *flags_find(const struct stk_flagset *fs, const char *name,
-					 size_t len)
+static const struct stk_flag *flags_find(const struct stk_flagset *fs, const char *name, size_t len)
 {
 	size_t i;
 

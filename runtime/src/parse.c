@@ -7,8 +7,7 @@
 /* Quote at most 40 bytes of the offending input in messages. */
 #define SHOW(s, len) (int)((len) > 40 ? 40 : (len)), (s)
 
-int stk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out,
-		  stk_err *err)
+int stk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out, stk_err *err)
 {
 	bool neg = false;
 	uint64_t v = 0, limit;
@@ -33,12 +32,11 @@ int stk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *
 		v = v * 10 + d;
 	}
 	{
-		int64_t r = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v)
-				: (int64_t)v;
+		int64_t r =
+			neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
 		if (r < min || r > max)
-			return stk_err_set(err, STK_EINVAL,
-					   "%lld is out of range (%lld to %lld)", (long long)r,
-					   (long long)min, (long long)max);
+			return stk_err_set(err, STK_EINVAL, "%lld is out of range (%lld to %lld)",
+					   (long long)r, (long long)min, (long long)max);
 		*out = r;
 	}
 	return 0;
@@ -134,9 +132,10 @@ int stk_parse_duration_ms(const char *s, size_t len, int64_t *out_ms, stk_err *e
 		if (u && u->len == 1 && u->name[0] == 'm' && i + 1 < len && s[i + 1] == 's')
 			u = &dur_units[4];
 		if (!u)
-			return stk_err_set(err, STK_EPARSE,
-					   "\"%.*s\": missing or unknown unit (ns, us, ms, s, m, h)",
-					   SHOW(s, len));
+			return stk_err_set(
+				err, STK_EPARSE,
+				"\"%.*s\": missing or unknown unit (ns, us, ms, s, m, h)",
+				SHOW(s, len));
 		i += u->len;
 		if (whole > max_ns / u->ns)
 			goto toobig;
@@ -176,9 +175,9 @@ int stk_parse_hostport(const char *s, char *host, size_t host_cap, int *port, st
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon)
-			return stk_err_set(err, STK_EPARSE,
-					   "\"%s\" is not an address of the form host:port or :port",
-					   s);
+			return stk_err_set(
+				err, STK_EPARSE,
+				"\"%s\" is not an address of the form host:port or :port", s);
 		hlen = (size_t)(colon - s);
 		if (memchr(s, ':', hlen))
 			return stk_err_set(err, STK_EPARSE,

@@ -23,8 +23,8 @@ static int setup(void **state)
 	stk_daemon_flags(&fx->fs, &fx->o);
 	fx->artifact_addr = ":9090";
 	stk_flagset_add(&fx->fs, &(struct stk_flag){"artifact-bind-address", STK_FLAG_ADDR,
-						   &fx->artifact_addr, ":9090",
-						   "artifact server address", 0, 0});
+						    &fx->artifact_addr, ":9090",
+						    "artifact server address", 0, 0});
 	fx->out = tmpfile();
 	*state = fx;
 	return 0;
@@ -137,10 +137,16 @@ static void test_flags__help_and_version(void **state)
 	n = fread(text, 1, sizeof(text) - 1, fx->out);
 	text[n] = '\0';
 	assert_non_null(strstr(text, "source-controller " STK_VERSION "\n"));
-	const char *expect[] = {"--kubeconfig", "--leader-elect", "--metrics-bind-address",
-				"--health-probe-bind-address", "--watch-namespaces",
-				"--concurrent", "--log-level", "--artifact-bind-address",
-				"(default :9090)", "Reconciles GitSources."};
+	const char *expect[] = {"--kubeconfig",
+				"--leader-elect",
+				"--metrics-bind-address",
+				"--health-probe-bind-address",
+				"--watch-namespaces",
+				"--concurrent",
+				"--log-level",
+				"--artifact-bind-address",
+				"(default :9090)",
+				"Reconciles GitSources."};
 	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
 		assert_non_null(strstr(text, expect[i]));
 }

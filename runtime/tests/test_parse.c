@@ -99,10 +99,8 @@ static void test_parse__hostport(void **state)
 	assert_string_equal(host, "::1");
 	assert_int_equal(port, 9443);
 	assert_int_equal(stk_parse_hostport("8080", host, sizeof(host), &port, NULL), STK_EPARSE);
-	assert_int_equal(stk_parse_hostport(":70000", host, sizeof(host), &port, NULL),
-			 STK_EPARSE);
-	assert_int_equal(stk_parse_hostport("::1:80", host, sizeof(host), &port, NULL),
-			 STK_EPARSE);
+	assert_int_equal(stk_parse_hostport(":70000", host, sizeof(host), &port, NULL), STK_EPARSE);
+	assert_int_equal(stk_parse_hostport("::1:80", host, sizeof(host), &port, NULL), STK_EPARSE);
 	assert_int_equal(stk_parse_hostport("[::1]80", host, sizeof(host), &port, NULL),
 			 STK_EPARSE);
 }

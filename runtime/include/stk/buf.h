@@ -17,7 +17,10 @@ typedef struct stk_buf {
 	size_t max;
 } stk_buf;
 
-#define STK_BUF_INIT(max_len) {NULL, 0, 0, (max_len)}
+#define STK_BUF_INIT(max_len)         \
+	{                             \
+		NULL, 0, 0, (max_len) \
+	}
 
 /* Embeds a buffer limited to `max` bytes. Never fails. */
 void stk_buf_init(stk_buf *b, size_t max);

@@ -11,22 +11,22 @@
  */
 enum stk_errcode {
 	STK_OK = 0,
-	STK_EINVAL = -1,      /* bad argument or input: the caller must change something */
-	STK_ENOTFOUND = -2,   /* 404 NotFound, missing file, unknown key */
-	STK_ECONFLICT = -3,   /* 409 Conflict: resourceVersion or precondition mismatch */
-	STK_EEXIST = -4,      /* 409 AlreadyExists */
-	STK_EGONE = -5,       /* 410 Gone / Expired: resourceVersion too old, relist */
-	STK_EAUTH = -6,       /* 401 Unauthorized */
-	STK_EFORBIDDEN = -7,  /* 403 Forbidden */
-	STK_EINVALID = -8,    /* 422 Invalid: the server rejected the object (see causes) */
-	STK_ETOOMANY = -9,    /* 429 TooManyRequests: retry after err->retry_after_ms */
-	STK_ESERVER = -10,    /* 5xx or an unexpected answer from a server */
-	STK_EUNAVAIL = -11,   /* cannot connect, connection reset, service unavailable */
-	STK_ETIMEOUT = -12,   /* a deadline passed */
-	STK_ETOOBIG = -13,    /* input larger than the limit in stk/limits.h */
-	STK_EPARSE = -14,     /* malformed JSON, YAML, URL, number, ... */
-	STK_EIO = -15,        /* local I/O error (see the message for errno text) */
-	STK_ECANCELED = -16,  /* the operation was cancelled (shutdown) */
+	STK_EINVAL = -1,       /* bad argument or input: the caller must change something */
+	STK_ENOTFOUND = -2,    /* 404 NotFound, missing file, unknown key */
+	STK_ECONFLICT = -3,    /* 409 Conflict: resourceVersion or precondition mismatch */
+	STK_EEXIST = -4,       /* 409 AlreadyExists */
+	STK_EGONE = -5,	       /* 410 Gone / Expired: resourceVersion too old, relist */
+	STK_EAUTH = -6,	       /* 401 Unauthorized */
+	STK_EFORBIDDEN = -7,   /* 403 Forbidden */
+	STK_EINVALID = -8,     /* 422 Invalid: the server rejected the object (see causes) */
+	STK_ETOOMANY = -9,     /* 429 TooManyRequests: retry after err->retry_after_ms */
+	STK_ESERVER = -10,     /* 5xx or an unexpected answer from a server */
+	STK_EUNAVAIL = -11,    /* cannot connect, connection reset, service unavailable */
+	STK_ETIMEOUT = -12,    /* a deadline passed */
+	STK_ETOOBIG = -13,     /* input larger than the limit in stk/limits.h */
+	STK_EPARSE = -14,      /* malformed JSON, YAML, URL, number, ... */
+	STK_EIO = -15,	       /* local I/O error (see the message for errno text) */
+	STK_ECANCELED = -16,   /* the operation was cancelled (shutdown) */
 	STK_EUNSUPPORTED = -17 /* a valid request this build or server cannot honour */
 };
 
@@ -47,7 +47,10 @@ typedef struct stk_err {
 	char message[STK_ERR_MESSAGE_MAX];
 } stk_err;
 
-#define STK_ERR_INIT {0, 0, 0, "", ""}
+#define STK_ERR_INIT            \
+	{                       \
+		0, 0, 0, "", "" \
+	}
 
 /* Resets `err` (may be NULL). Any thread. */
 void stk_err_clear(stk_err *err);
@@ -57,8 +60,7 @@ void stk_err_clear(stk_err *err);
  * code is returned). A message longer than the record is truncated with "...". Returns
  * `code`, so callers can write `return stk_err_set(err, STK_EINVAL, "...")`. Any thread.
  */
-int stk_err_set(stk_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int stk_err_set(stk_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * Prefixes the existing message with "<prefix>: ", keeping code, status and reason, so

@@ -14,12 +14,13 @@
 #include "stk/log.h"
 
 enum stk_flag_type {
-	STK_FLAG_STRING,   /* const char *; the value is copied (caller frees with stk_flagset_free) */
-	STK_FLAG_BOOL,     /* bool */
-	STK_FLAG_INT,      /* int64_t within [min, max] */
+	STK_FLAG_STRING,   /* const char *; the value is copied (caller frees with stk_flagset_free)
+			    */
+	STK_FLAG_BOOL,	   /* bool */
+	STK_FLAG_INT,	   /* int64_t within [min, max] */
 	STK_FLAG_DURATION, /* int64_t milliseconds, Go syntax ("15s") */
-	STK_FLAG_ADDR,     /* const char *, checked as host:port / :port */
-	STK_FLAG_LIST,     /* struct stk_strlist, comma separated, empty items dropped */
+	STK_FLAG_ADDR,	   /* const char *, checked as host:port / :port */
+	STK_FLAG_LIST,	   /* struct stk_strlist, comma separated, empty items dropped */
 	STK_FLAG_LOGLEVEL, /* enum stk_log_level */
 };
 
@@ -53,16 +54,16 @@ struct stk_flagset {
 
 /* The flags every controller and the injector accept (DESIGN.md §11). */
 struct stk_daemon_opts {
-	const char *kubeconfig; /* NULL: in-cluster config, else $KUBECONFIG */
-	bool leader_elect;     /* default true */
-	const char *metrics_addr;    /* default ":8080" */
-	const char *health_addr;    /* default ":8081" */
+	const char *kubeconfig;		     /* NULL: in-cluster config, else $KUBECONFIG */
+	bool leader_elect;		     /* default true */
+	const char *metrics_addr;	     /* default ":8080" */
+	const char *health_addr;	     /* default ":8081" */
 	struct stk_strlist watch_namespaces; /* empty: all */
-	int64_t concurrent;    /* default 4 */
-	enum stk_log_level log_level; /* default info */
-	int64_t lease_duration_ms;  /* default 15s */
-	int64_t renew_deadline_ms;  /* default 10s */
-	int64_t retry_period_ms;    /* default 2s */
+	int64_t concurrent;		     /* default 4 */
+	enum stk_log_level log_level;	     /* default info */
+	int64_t lease_duration_ms;	     /* default 15s */
+	int64_t renew_deadline_ms;	     /* default 10s */
+	int64_t retry_period_ms;	     /* default 2s */
 };
 
 /* Zeroes the set and names the program for messages and --help. */

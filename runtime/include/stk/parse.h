@@ -13,8 +13,7 @@
  * no spaces, no trailing bytes). 0, STK_EPARSE or STK_EINVAL (out of range); *out is
  * written only on success.
  */
-int stk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out,
-		  stk_err *err);
+int stk_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out, stk_err *err);
 
 /* "true"/"false" (also "1"/"0"). 0 or STK_EPARSE. */
 int stk_parse_bool(const char *s, size_t len, bool *out, stk_err *err);

@@ -7,24 +7,24 @@
 
 #include <stdbool.h>
 
-#define STK_API_GROUP_SOURCE       "source.stoker.io"
-#define STK_API_GROUP_STOKER       "stoker.io"
+#define STK_API_GROUP_SOURCE	   "source.stoker.io"
+#define STK_API_GROUP_STOKER	   "stoker.io"
 #define STK_API_GROUP_NOTIFICATION "notification.stoker.io"
-#define STK_API_VERSION            "v1alpha1"
+#define STK_API_VERSION		   "v1alpha1"
 
 /* Annotations on gateway pods, Stokers and every kind (DESIGN.md §3, §4). */
-#define STK_ANN_INJECT            "stoker.io/inject"
-#define STK_ANN_INJECTED          "stoker.io/injected"
-#define STK_ANN_CR_NAME           "stoker.io/cr-name"
-#define STK_ANN_SYNC_PROFILE      "stoker.io/sync-profile"
-#define STK_ANN_GATEWAY_NAME      "stoker.io/gateway-name"
-#define STK_ANN_SERVICE_PATH      "stoker.io/service-path"
-#define STK_ANN_REF_OVERRIDE      "stoker.io/ref-override"
-#define STK_ANN_AGENT_IMAGE       "stoker.io/agent-image"
+#define STK_ANN_INJECT		  "stoker.io/inject"
+#define STK_ANN_INJECTED	  "stoker.io/injected"
+#define STK_ANN_CR_NAME		  "stoker.io/cr-name"
+#define STK_ANN_SYNC_PROFILE	  "stoker.io/sync-profile"
+#define STK_ANN_GATEWAY_NAME	  "stoker.io/gateway-name"
+#define STK_ANN_SERVICE_PATH	  "stoker.io/service-path"
+#define STK_ANN_REF_OVERRIDE	  "stoker.io/ref-override"
+#define STK_ANN_AGENT_IMAGE	  "stoker.io/agent-image"
 #define STK_ANN_EXCLUDE_PATTERNS  "stoker.io/exclude-patterns"
-#define STK_ANN_REQUESTED_REF     "stoker.io/requested-ref"
-#define STK_ANN_REQUESTED_AT      "stoker.io/requested-at"
-#define STK_ANN_REQUESTED_BY      "stoker.io/requested-by"
+#define STK_ANN_REQUESTED_REF	  "stoker.io/requested-ref"
+#define STK_ANN_REQUESTED_AT	  "stoker.io/requested-at"
+#define STK_ANN_REQUESTED_BY	  "stoker.io/requested-by"
 #define STK_ANN_RECONCILE_REQUEST "stoker.io/reconcile-requested-at"
 
 #define STK_LABEL_CR_NAME    "stoker.io/cr-name"
@@ -32,15 +32,15 @@
 #define STK_LABEL_MANAGED_BY "app.kubernetes.io/managed-by"
 #define STK_LABEL_APP_NAME   "app.kubernetes.io/name"
 
-#define STK_FINALIZER_STOKER    "stoker.io/finalizer"
+#define STK_FINALIZER_STOKER	"stoker.io/finalizer"
 #define STK_FINALIZER_GITSOURCE "source.stoker.io/finalizer"
 
 #define STK_CM_METADATA_PREFIX "stoker-metadata-"
 #define STK_CM_STATUS_PREFIX   "stoker-status-"
 
 /* The agent's container name and the audience of its projected token. */
-#define STK_AGENT_CONTAINER  "stoker-agent"
-#define STK_SOURCE_AUDIENCE  "stoker-source"
+#define STK_AGENT_CONTAINER "stoker-agent"
+#define STK_SOURCE_AUDIENCE "stoker-source"
 
 enum stk_api_kind {
 	STK_KIND_GITSOURCE,
@@ -52,11 +52,11 @@ enum stk_api_kind {
 
 struct stk_api_kind_info {
 	enum stk_api_kind kind;
-	const char *name;      /* "GitSource" */
-	const char *group;     /* "source.stoker.io" */
-	const char *plural;    /* "gitsources" */
+	const char *name;	/* "GitSource" */
+	const char *group;	/* "source.stoker.io" */
+	const char *plural;	/* "gitsources" */
 	const char *short_name; /* "gitsrc" */
-	const char *owner;     /* the daemon that owns it */
+	const char *owner;	/* the daemon that owns it */
 };
 
 /* The table entry of a kind. Never NULL for a valid enum value. Any thread. */

@@ -1,0 +1,88 @@
+# Front door to the build. `make help` lists the targets.
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?= --output-on-failure
+
+.PHONY: help deps build test test-unit test-asan test-valgrind e2e run run-down bench fuzz \
+	fmt lint clean control-plane
+
+help:
+	@echo "make run         bring up the local control plane with Stoker (the main job)"
+	@echo "make test        every test: ASan+UBSan and valgrind unit runs, then unit,"
+	@echo "                 integration, fuzz-corpus and end-to-end tests (ctest)"
+	@echo "make deps        install the Debian packages the project needs"
+	@echo "make build       compile into $(BUILD)/bin"
+	@echo "make test-unit   unit tests and fuzz corpora only"
+	@echo "make test-asan   unit tests under AddressSanitizer + UBSan"
+	@echo "make test-valgrind  unit tests under valgrind"
+	@echo "make e2e         end-to-end tests against a local control plane"
+	@echo "make bench       benchmarks, each beside its baseline"
+	@echo "make fuzz        run every libFuzzer target for FUZZ_SECONDS (clang)"
+	@echo "make fmt / lint  format the C sources / check format and banned functions"
+	@echo "make clean       remove build trees"
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+control-plane: deps
+	@e2e/lib/build-control-plane.sh >/dev/null
+
+test-unit: build
+	cd $(BUILD) && ctest $(CTEST_FLAGS) -L 'unit|fuzz' -j $(JOBS)
+
+$(ASAN_BUILD)/build.ninja: | deps
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTK_SANITIZE=ON \
+		-DSTK_E2E=OFF $(CMAKE_FLAGS)
+
+test-asan: deps $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest $(CTEST_FLAGS) -L 'unit|fuzz' -j $(JOBS)
+
+test-valgrind: build
+	scripts/valgrind-tests.sh $(BUILD)/tests
+
+e2e: build control-plane
+	cd $(BUILD) && ctest $(CTEST_FLAGS) -L e2e
+
+# Everything; the last thing printed is ctest's summary of the full suite.
+test: test-asan test-valgrind build control-plane
+	cd $(BUILD) && ctest $(CTEST_FLAGS) -j $(JOBS)
+
+run: build control-plane
+	@scripts/run.sh
+
+run-down:
+	@e2e/cluster down --name run
+
+bench: build
+	@bench/run.sh $(BUILD)
+
+$(FUZZ_BUILD)/build.ninja: | deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DSTK_FUZZ=ON -DSTK_E2E=OFF $(CMAKE_FLAGS)
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fmt: deps
+	@git ls-files '*.c' '*.h' '*.h.in' | grep -v '\.in$$' | xargs clang-format -i
+
+lint: deps
+	@scripts/lint.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
