@@ -17,7 +17,7 @@ endfunction()
 # replays the seed corpus through the same entry point, registered with the label `fuzz`.
 function(stk_add_fuzzer name)
   cmake_parse_arguments(F "" "SOURCE;CORPUS" "LIBS" ${ARGN})
-  add_executable(${name}_replay ${F_SOURCE} ${PROJECT_SOURCE_DIR}/runtime/tests/fuzz_replay.c)
+  add_executable(${name}_replay ${F_SOURCE} ${PROJECT_SOURCE_DIR}/runtime/tests/replay_corpus.c)
   target_link_libraries(${name}_replay PRIVATE ${F_LIBS})
   set_target_properties(${name}_replay PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   add_test(NAME ${name}_corpus COMMAND ${name}_replay ${F_CORPUS})

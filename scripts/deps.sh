@@ -15,7 +15,8 @@ packages=(
 	# lint, fuzz, sanitizers, memory checks
 	clang clang-format libclang-rt-14-dev libfuzzer-14-dev llvm valgrind
 	# test environment: git servers, TLS, fixtures, benchmark baselines
-	git openssh-server openssh-client openssl curl python3 rsync tar gzip procps iproute2
+	git openssh-server openssh-client openssl curl python3 python3-prometheus-client rsync tar gzip
+	procps iproute2
 )
 
 missing=()
@@ -36,5 +37,12 @@ echo "deps: installing ${missing[*]}" >&2
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >&2 || { sleep 5; $sudo apt-get update -qq >&2; }
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { $sudo apt-get update -qq || { sleep 5; $sudo apt-get update -qq; }; } >"$log" 2>&1 ||
+	! $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps: apt-get failed" >&2
+	exit 1
+fi
+echo "deps: installed ${#missing[@]} packages" >&2

@@ -1,0 +1,77 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "stk/json.h"
+
+static void test_json__parse_and_lookup(void **state)
+{
+	const char doc[] = "{\"metadata\":{\"name\":\"a\",\"generation\":3,\"labels\":{}},"
+			   "\"spec\":{\"suspend\":false,\"ref\":{\"branch\":\"main\"}},"
+			   "\"items\":[1,2],\"big\":1e400}trailing";
+	yajl_val v = NULL;
+	int64_t i = 0;
+	bool b = true;
+	(void)state;
+	/* Only the given slice is parsed: the bytes after the object are not seen. */
+	assert_int_equal(stk_json_parse(&v, doc, strlen(doc) - 8, 4096, NULL), 0);
+	assert_string_equal(stk_json_str(v, "metadata", "name", NULL), "a");
+	assert_string_equal(stk_json_str(v, "spec", "ref", "branch", NULL), "main");
+	assert_true(stk_json_int(v, &i, "metadata", "generation", NULL));
+	assert_int_equal(i, 3);
+	assert_true(stk_json_bool(v, &b, "spec", "suspend", NULL));
+	assert_false(b);
+	assert_non_null(stk_json_obj(v, "metadata", "labels", NULL));
+	assert_non_null(stk_json_arr(v, "items", NULL));
+	/* Missing steps and wrong types give NULL/false, never a crash. */
+	assert_null(stk_json_str(v, "metadata", "generation", NULL));
+	assert_null(stk_json_str(v, "items", "x", NULL));
+	assert_null(stk_json_obj(v, "nope", "deeper", NULL));
+	assert_false(stk_json_int(v, &i, "big", NULL));
+	assert_false(stk_json_bool(v, &b, "metadata", NULL));
+	assert_null(stk_json_get(NULL, "a", NULL));
+	yajl_tree_free(v);
+}
+
+static void test_json__errors(void **state)
+{
+	yajl_val v = NULL;
+	stk_err err = STK_ERR_INIT;
+	(void)state;
+	assert_int_equal(stk_json_parse(&v, "{\"a\":", 5, 100, &err), STK_EPARSE);
+	assert_null(strchr(err.message, '\n'));
+	assert_non_null(strstr(err.message, "invalid JSON"));
+	assert_int_equal(stk_json_parse(&v, "{\"a\":1}", 7, 6, &err), STK_ETOOBIG);
+	assert_int_equal(stk_json_parse(&v, "{\"a\":\0}", 7, 100, &err), STK_EPARSE);
+	assert_null(v);
+}
+
+static void test_json__write_round_trips(void **state)
+{
+	const char doc[] = "{\"s\":\"q\\\"\\n\\u00e9\",\"n\":-1.50,\"i\":9007199254740993,"
+			   "\"t\":true,\"f\":false,\"z\":null,\"a\":[{},[]],\"o\":{\"k\":1}}";
+	yajl_val v = NULL;
+	stk_buf b = STK_BUF_INIT(4096);
+	(void)state;
+	assert_int_equal(stk_json_parse(&v, doc, strlen(doc), 4096, NULL), 0);
+	assert_int_equal(stk_json_write(&b, v), 0);
+	/* Numbers keep their spelling; strings are re-escaped (é as UTF-8). */
+	assert_string_equal(b.ptr,
+			    "{\"s\":\"q\\\"\\n\xc3\xa9\",\"n\":-1.50,\"i\":9007199254740993,"
+			    "\"t\":true,\"f\":false,\"z\":null,\"a\":[{},[]],\"o\":{\"k\":1}}");
+	yajl_tree_free(v);
+	stk_buf_release(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json__parse_and_lookup),
+		cmocka_unit_test(test_json__errors),
+		cmocka_unit_test(test_json__write_round_trips),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
