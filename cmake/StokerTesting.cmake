@@ -30,3 +30,34 @@ function(stk_add_fuzzer name)
     set_property(GLOBAL APPEND PROPERTY STK_FUZZERS "${name}|${F_CORPUS}")
   endif()
 endfunction()
+
+# The e2e cluster of this build tree: one per build directory, so several trees can run
+# their suites at once. Integration and e2e tests get its name and the tree's paths.
+string(MD5 _stk_bdir_hash "${CMAKE_BINARY_DIR}")
+string(SUBSTRING "${_stk_bdir_hash}" 0 8 _stk_bdir_hash)
+set(STK_E2E_CLUSTER_NAME "ctest-${_stk_bdir_hash}" CACHE STRING "e2e cluster name")
+set(STK_E2E_ENV
+  STOKER_CLUSTER_NAME=${STK_E2E_CLUSTER_NAME}
+  STOKER_BUILD_DIR=${CMAKE_BINARY_DIR}
+  STOKER_SOURCE_DIR=${PROJECT_SOURCE_DIR})
+
+# stk_add_integration(<name> SOURCES <files...> LIBS <targets...> [SERIAL])
+# A C test run against the shared e2e cluster (label `integration`), with the cluster's
+# environment (KUBECONFIG, STOKER_E2E_*) loaded. SERIAL tests run alone: they may stop
+# the API server.
+function(stk_add_integration name)
+  cmake_parse_arguments(T "SERIAL" "" "SOURCES;LIBS" ${ARGN})
+  if(NOT STK_E2E)
+    return()
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME ${name} COMMAND bash -c
+    "eval \"$(\"$0\" env)\" && exec \"$1\"" ${PROJECT_SOURCE_DIR}/e2e/cluster $<TARGET_FILE:${name}>)
+  set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT 600
+    FIXTURES_REQUIRED e2e_cluster ENVIRONMENT "${STK_E2E_ENV}")
+  if(T_SERIAL)
+    set_tests_properties(${name} PROPERTIES RUN_SERIAL TRUE)
+  endif()
+endfunction()

@@ -238,6 +238,8 @@ int stk_kube_list_query(stk_buf *b, const struct stk_list_opts *opts)
 	if (!rc)
 		rc = kube_query_param(b, "resourceVersion", opts->resource_version);
 	if (!rc)
+		rc = kube_query_param(b, "resourceVersionMatch", opts->resource_version_match);
+	if (!rc)
 		rc = kube_query_param(b, "continue", opts->continue_token);
 	if (!rc && opts->limit > 0)
 		rc = stk_buf_printf(b, "%slimit=%lld", b->len ? "&" : "", (long long)opts->limit);
@@ -672,6 +674,7 @@ int stk_kube_list_all(stk_kube *k, const struct stk_gvr *gvr, const char *ns,
 			break;
 		/* Only the first page may carry a resourceVersion constraint. */
 		o.resource_version = NULL;
+		o.resource_version_match = NULL;
 		items = stk_json_arr(page, "items", NULL);
 		for (size_t i = 0; !rc && items && i < items->u.array.len; i++)
 			rc = fn(items->u.array.values[i], arg);

@@ -105,13 +105,14 @@ struct stk_list_opts {
 	const char *label_selector;
 	const char *field_selector;
 	const char *resource_version;
+	const char *resource_version_match; /* "Exact" or "NotOlderThan", or NULL */
 	const char *continue_token;
 	int64_t limit; /* page size; 0: no limit */
 };
 
-#define STK_LIST_OPTS_INIT                \
-	{                                 \
-		NULL, NULL, NULL, NULL, 0 \
+#define STK_LIST_OPTS_INIT                      \
+	{                                       \
+		NULL, NULL, NULL, NULL, NULL, 0 \
 	}
 
 /* Appends the query string of a list or watch (without '?'). */
