@@ -13,13 +13,13 @@ CTEST_FLAGS ?= --output-on-failure
 
 help:
 	@echo "make run         bring up the local control plane with Stoker (the main job)"
-	@echo "make test        every test: ASan+UBSan and valgrind unit runs, then unit,"
-	@echo "                 integration, fuzz-corpus and end-to-end tests (ctest)"
+	@echo "make test        every test: an ASan+UBSan run, then unit, integration,"
+	@echo "                 fuzz-corpus, valgrind and end-to-end tests (ctest)"
 	@echo "make deps        install the Debian packages the project needs"
 	@echo "make build       compile into $(BUILD)/bin"
 	@echo "make test-unit   unit tests and fuzz corpora only"
 	@echo "make test-asan   unit tests under AddressSanitizer + UBSan"
-	@echo "make test-valgrind  unit tests under valgrind"
+	@echo "make test-valgrind  unit and integration tests under valgrind"
 	@echo "make e2e         end-to-end tests against a local control plane"
 	@echo "make bench       benchmarks, each beside its baseline"
 	@echo "make fuzz        run every libFuzzer target for FUZZ_SECONDS (clang)"
@@ -43,22 +43,26 @@ test-unit: build
 
 $(ASAN_BUILD)/build.ninja: | deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTK_SANITIZE=ON \
-		-DSTK_E2E=OFF $(CMAKE_FLAGS)
+		$(CMAKE_FLAGS)
 
-test-asan: deps $(ASAN_BUILD)/build.ninja
+# Unit, fuzz-corpus and integration tests under ASan+UBSan (integration against a
+# cluster of the sanitizer tree's own).
+test-asan: deps control-plane $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest $(CTEST_FLAGS) -L 'unit|fuzz' -j $(JOBS)
+		ctest $(CTEST_FLAGS) -L 'unit|fuzz|integration' -j $(JOBS)
 
-test-valgrind: build
-	scripts/valgrind-tests.sh $(BUILD)/tests
+# Unit and integration tests under valgrind (their `valgrind` twins).
+test-valgrind: build control-plane
+	cd $(BUILD) && ctest $(CTEST_FLAGS) -L valgrind -j $(JOBS)
 
 e2e: build control-plane
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -L e2e
 
-# Everything; the last thing printed is ctest's summary of the full suite.
-test: test-asan test-valgrind build control-plane
+# Everything; the last thing printed is ctest's summary of the full suite (which includes
+# the valgrind twins).
+test: test-asan build control-plane
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -j $(JOBS)
 
 run: build control-plane

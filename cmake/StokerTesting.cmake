@@ -1,6 +1,38 @@
 # Test helpers. ctest runs everything; labels: unit, integration, e2e, fuzz.
 enable_testing()
 
+# Every unit and integration test also runs under valgrind (label `valgrind`, a twin
+# named <test>_valgrind) unless this is a sanitizer or fuzzing build.
+find_program(STK_VALGRIND valgrind)
+if(STK_VALGRIND AND NOT STK_SANITIZE AND NOT STK_FUZZ)
+  set(STK_VALGRIND_TESTS ON)
+else()
+  set(STK_VALGRIND_TESTS OFF)
+endif()
+
+# stk_add_valgrind_twin(<test> <target> [args...]): the twin of an existing test.
+function(stk_add_valgrind_twin test target)
+  if(NOT STK_VALGRIND_TESTS)
+    return()
+  endif()
+  add_test(NAME ${test}_valgrind COMMAND ${STK_VALGRIND} -q --error-exitcode=99
+    --leak-check=full --errors-for-leak-kinds=definite,indirect
+    --show-leak-kinds=definite,indirect --track-fds=no $<TARGET_FILE:${target}> ${ARGN})
+  get_test_property(${test} ENVIRONMENT env)
+  get_test_property(${test} FIXTURES_REQUIRED fixtures)
+  get_test_property(${test} RUN_SERIAL serial)
+  set_tests_properties(${test}_valgrind PROPERTIES LABELS valgrind TIMEOUT 900)
+  if(env)
+    set_tests_properties(${test}_valgrind PROPERTIES ENVIRONMENT "${env}")
+  endif()
+  if(fixtures)
+    set_tests_properties(${test}_valgrind PROPERTIES FIXTURES_REQUIRED "${fixtures}")
+  endif()
+  if(serial)
+    set_tests_properties(${test}_valgrind PROPERTIES RUN_SERIAL TRUE)
+  endif()
+endfunction()
+
 # stk_add_unit_test(<name> SOURCES <files...> LIBS <targets...>)
 # One cmocka executable per module, registered with the label `unit`.
 function(stk_add_unit_test name)
@@ -10,6 +42,7 @@ function(stk_add_unit_test name)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 120)
+  stk_add_valgrind_twin(${name} ${name})
 endfunction()
 
 # stk_add_fuzzer(<name> SOURCE <file> CORPUS <dir> LIBS <targets...>)
@@ -59,5 +92,16 @@ function(stk_add_integration name)
     FIXTURES_REQUIRED e2e_cluster ENVIRONMENT "${STK_E2E_ENV}")
   if(T_SERIAL)
     set_tests_properties(${name} PROPERTIES RUN_SERIAL TRUE)
+  endif()
+  if(STK_VALGRIND_TESTS)
+    # The twin needs the cluster's environment too: wrap valgrind in the same shell.
+    add_test(NAME ${name}_valgrind COMMAND bash -c
+      "eval \"$(\"$0\" env)\" && exec ${STK_VALGRIND} -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \"$1\""
+      ${PROJECT_SOURCE_DIR}/e2e/cluster $<TARGET_FILE:${name}>)
+    set_tests_properties(${name}_valgrind PROPERTIES LABELS valgrind TIMEOUT 900
+      FIXTURES_REQUIRED e2e_cluster ENVIRONMENT "${STK_E2E_ENV}")
+    if(T_SERIAL)
+      set_tests_properties(${name}_valgrind PROPERTIES RUN_SERIAL TRUE)
+    endif()
   endif()
 endfunction()

@@ -53,6 +53,31 @@ void stk_obj_unref(stk_obj *o)
 	}
 }
 
+/*
+ * Drops metadata.managedFields: server-side apply bookkeeping that no controller reads
+ * and that is often the largest part of a small object (controller-runtime strips it
+ * from its caches for the same reason).
+ */
+static void obj_strip_managed_fields(yajl_val root)
+{
+	yajl_val md = stk_json_obj(root, "metadata", NULL);
+
+	if (!md)
+		return;
+	for (size_t i = 0; i < md->u.object.len; i++) {
+		if (strcmp(md->u.object.keys[i], "managedFields"))
+			continue;
+		free((char *)md->u.object.keys[i]);
+		yajl_tree_free(md->u.object.values[i]);
+		memmove(&md->u.object.keys[i], &md->u.object.keys[i + 1],
+			(md->u.object.len - i - 1) * sizeof(*md->u.object.keys));
+		memmove(&md->u.object.values[i], &md->u.object.values[i + 1],
+			(md->u.object.len - i - 1) * sizeof(*md->u.object.values));
+		md->u.object.len--;
+		return;
+	}
+}
+
 /* ---- label selectors ------------------------------------------------------------- */
 
 static const char *labels_value(yajl_val labels, const char *key, size_t klen)
@@ -181,6 +206,7 @@ struct stk_informer {
 
 	pthread_mutex_t stats_lock;
 	struct stk_informer_stats stats;
+	char last_error[STK_ERR_MESSAGE_MAX + 64];
 };
 
 static void inf_list_begin(stk_informer *inf);
@@ -194,6 +220,16 @@ static void inf_stat(stk_informer *inf, size_t offset)
 }
 
 #define INF_STAT(inf, field) inf_stat((inf), offsetof(struct stk_informer_stats, field))
+
+/* Counts a failure and remembers its description for stk_informer_last_error. */
+static void inf_error(stk_informer *inf, const char *what, const stk_err *err)
+{
+	pthread_mutex_lock(&inf->stats_lock);
+	inf->stats.errors++;
+	snprintf(inf->last_error, sizeof(inf->last_error), "%s%s%s", what,
+		 err && err->message[0] ? ": " : "", err ? err->message : "");
+	pthread_mutex_unlock(&inf->stats_lock);
+}
 
 static char *inf_dup(const char *s)
 {
@@ -255,6 +291,13 @@ bool stk_informer_synced(stk_informer *inf)
 const char *stk_informer_resource_version(stk_informer *inf)
 {
 	return inf->rv;
+}
+
+void stk_informer_last_error(stk_informer *inf, char *buf, size_t cap)
+{
+	pthread_mutex_lock(&inf->stats_lock);
+	snprintf(buf, cap, "%s", inf->last_error);
+	pthread_mutex_unlock(&inf->stats_lock);
 }
 
 void stk_informer_stats(stk_informer *inf, struct stk_informer_stats *out)
@@ -524,7 +567,7 @@ static void inf_list_request(stk_informer *inf)
 	    (curl_easy_setopt(inf->easy, CURLOPT_WRITEFUNCTION, inf_on_body),
 	     curl_easy_setopt(inf->easy, CURLOPT_WRITEDATA, inf),
 	     stk_curlm_add(inf->curlm, inf->easy, inf_list_done, inf, &err))) {
-		INF_STAT(inf, errors);
+		inf_error(inf, "list", &err);
 		inf_end_transfer(inf);
 		inf_retry_later(inf);
 	}
@@ -608,6 +651,8 @@ static int inf_collect_item(stk_informer *inf, yajl_val item)
 	stk_buf_release(&b);
 	if (rc)
 		return rc;
+	if (!inf->opts.keep_managed_fields)
+		obj_strip_managed_fields(copy);
 	if (stk_obj_new_take(&o, copy, NULL))
 		return 0; /* an item without a name cannot be cached; skip it */
 	snprintf(key, sizeof(key), "%s/%s", o->ns, o->name);
@@ -635,7 +680,7 @@ static void inf_list_done(CURL *easy, CURLcode result, void *arg)
 		int code = result != CURLE_OK ? stk_kube_curl_err(result, NULL, &err)
 					      : stk_kube_status_to_err(status, inf->body.ptr,
 								       inf->body.len, NULL, &err);
-		INF_STAT(inf, errors);
+		inf_error(inf, "list", &err);
 		if (code == STK_EAUTH)
 			stk_kube_token_expired(inf->kube);
 		if (code == STK_EGONE) {
@@ -649,7 +694,7 @@ static void inf_list_done(CURL *easy, CURLcode result, void *arg)
 	}
 	if (stk_json_parse(&page, inf->body.ptr ? inf->body.ptr : "", inf->body.len,
 			   STK_LIMIT_API_BODY, &err)) {
-		INF_STAT(inf, errors);
+		inf_error(inf, "list", &err);
 		inf->need_relist = true;
 		inf_retry_later(inf);
 		return;
@@ -695,13 +740,13 @@ static bool inf_watch_line(stk_informer *inf, const char *line, size_t len)
 	bool ok = true;
 
 	if (stk_json_parse(&ev, line, len, STK_LIMIT_WATCH_LINE, NULL)) {
-		INF_STAT(inf, errors);
+		inf_error(inf, "watch event is not JSON", NULL);
 		return false;
 	}
 	type = stk_json_str(ev, "type", NULL);
 	obj = stk_json_obj(ev, "object", NULL);
 	if (!type || !obj) {
-		INF_STAT(inf, errors);
+		inf_error(inf, "watch event without type or object", NULL);
 		ok = false;
 		goto out;
 	}
@@ -712,7 +757,7 @@ static bool inf_watch_line(stk_informer *inf, const char *line, size_t len)
 			INF_STAT(inf, gone);
 			inf->need_relist = true;
 		} else {
-			INF_STAT(inf, errors);
+			inf_error(inf, "watch ERROR event", NULL);
 		}
 		ok = false;
 		goto out;
@@ -729,8 +774,10 @@ static bool inf_watch_line(stk_informer *inf, const char *line, size_t len)
 			break;
 		}
 	}
+	if (!inf->opts.keep_managed_fields)
+		obj_strip_managed_fields(obj);
 	if (stk_obj_new_take(&o, obj, NULL)) {
-		INF_STAT(inf, errors);
+		inf_error(inf, "watch event object without a name", NULL);
 		goto out;
 	}
 	INF_STAT(inf, events);
@@ -740,7 +787,7 @@ static bool inf_watch_line(stk_informer *inf, const char *line, size_t len)
 	else if (!strcmp(type, "DELETED"))
 		apply_delete(inf, o->ns, o->name);
 	else
-		INF_STAT(inf, errors);
+		inf_error(inf, "unknown watch event type", NULL);
 	stk_obj_unref(o);
 out:
 	yajl_tree_free(ev);
@@ -765,14 +812,19 @@ static size_t inf_on_watch_body(char *data, size_t size, size_t nmemb, void *arg
 		return 0;
 	}
 	while ((rc = stk_lines_next(&inf->lines, &line, &len)) == 1) {
-		if (!inf_watch_line(inf, line, len)) {
+		uint64_t t0 = uv_hrtime();
+		bool ok = inf_watch_line(inf, line, len);
+		pthread_mutex_lock(&inf->stats_lock);
+		inf->stats.watch_apply_ns += uv_hrtime() - t0;
+		pthread_mutex_unlock(&inf->stats_lock);
+		if (!ok) {
 			/* Abort the transfer: the done callback decides what comes next. */
 			inf->stream_error = true;
 			return 0;
 		}
 	}
 	if (rc < 0) {
-		INF_STAT(inf, errors);
+		inf_error(inf, "watch event larger than the line limit", NULL);
 		/* An event too large to hold: resynchronise from a fresh list. */
 		inf->need_relist = true;
 		inf->stream_error = true;
@@ -803,7 +855,7 @@ static void inf_watch_done(CURL *easy, CURLcode result, void *arg)
 		if (stk_kube_status_to_err(status, inf->body.ptr, inf->body.len, NULL, &err) ==
 		    STK_EAUTH)
 			stk_kube_token_expired(inf->kube);
-		INF_STAT(inf, errors);
+		inf_error(inf, "watch", &err);
 	}
 	if (inf->need_relist) {
 		inf_list_begin(inf);
@@ -816,8 +868,11 @@ static void inf_watch_done(CURL *easy, CURLcode result, void *arg)
 		inf_watch_begin(inf);
 		return;
 	}
-	if (result != CURLE_OK && !inf->stream_error)
-		INF_STAT(inf, errors);
+	if (result != CURLE_OK && !inf->stream_error) {
+		stk_err err = STK_ERR_INIT;
+		stk_kube_curl_err(result, NULL, &err);
+		inf_error(inf, "watch", &err);
+	}
 	inf_retry_later(inf);
 }
 
@@ -841,7 +896,7 @@ static void inf_watch_begin(stk_informer *inf)
 	    (curl_easy_setopt(inf->easy, CURLOPT_WRITEFUNCTION, inf_on_watch_body),
 	     curl_easy_setopt(inf->easy, CURLOPT_WRITEDATA, inf),
 	     stk_curlm_add(inf->curlm, inf->easy, inf_watch_done, inf, &err))) {
-		INF_STAT(inf, errors);
+		inf_error(inf, "watch", &err);
 		inf_end_transfer(inf);
 		inf_retry_later(inf);
 	} else {

@@ -459,6 +459,10 @@ int stk_kube_status_to_err(long http_status, const char *body, size_t len, const
 					     (body[i] == '\n' || body[i] == '\r') ? ' ' : body[i]);
 		}
 	}
+	/* Error messages are one line: control characters from the server become spaces. */
+	for (size_t i = 0; i < msg.len; i++)
+		if ((unsigned char)msg.ptr[i] < 0x20)
+			msg.ptr[i] = ' ';
 	stk_err_set(err, rc, "%s", msg.ptr ? msg.ptr : "");
 	if (err) {
 		err->http_status = (int)code;

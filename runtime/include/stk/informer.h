@@ -52,11 +52,12 @@ struct stk_informer_opts {
 	int64_t page_size;	  /* list page size; default 500 */
 	uint64_t backoff_min_ms;  /* default 800 ms */
 	uint64_t backoff_max_ms;  /* default 30 s */
+	bool keep_managed_fields; /* default false: metadata.managedFields is dropped */
 };
 
-#define STK_INFORMER_OPTS_INIT                           \
-	{                                                \
-		NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0 \
+#define STK_INFORMER_OPTS_INIT                                  \
+	{                                                       \
+		NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, false \
 	}
 
 /*
@@ -71,14 +72,15 @@ struct stk_informer_handler {
 };
 
 struct stk_informer_stats {
-	uint64_t lists;	      /* complete lists (initial and relists) */
-	uint64_t relists;     /* lists after the first */
-	uint64_t gone;	      /* 410 Gone answers seen */
-	uint64_t watches;     /* watch requests started */
-	uint64_t events;      /* watch events applied */
-	uint64_t bookmarks;   /* BOOKMARK events */
-	uint64_t errors;      /* failed requests (transport, HTTP, decoding) */
-	uint64_t idle_resets; /* streams dropped by the idle timeout */
+	uint64_t lists;		 /* complete lists (initial and relists) */
+	uint64_t relists;	 /* lists after the first */
+	uint64_t gone;		 /* 410 Gone answers seen */
+	uint64_t watches;	 /* watch requests started */
+	uint64_t events;	 /* watch events applied */
+	uint64_t bookmarks;	 /* BOOKMARK events */
+	uint64_t errors;	 /* failed requests (transport, HTTP, decoding) */
+	uint64_t idle_resets;	 /* streams dropped by the idle timeout */
+	uint64_t watch_apply_ns; /* time spent decoding watch events and applying them */
 };
 
 typedef struct stk_informer stk_informer;
@@ -117,6 +119,9 @@ size_t stk_informer_len(stk_informer *inf);
  */
 int stk_informer_each(stk_informer *inf, const char *ns, const char *selector,
 		      int (*fn)(stk_obj *obj, void *arg), void *arg, stk_err *err);
+
+/* The description of the most recent failure ("" if none), cut to `cap`. Any thread. */
+void stk_informer_last_error(stk_informer *inf, char *buf, size_t cap);
 
 /* Counters for diagnostics and tests. Any thread. */
 void stk_informer_stats(stk_informer *inf, struct stk_informer_stats *out);
