@@ -4,6 +4,7 @@
  * with Retry-After, non-Status error bodies and oversized responses.
  */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -96,11 +97,23 @@ static int setup(void **state)
 	return 0;
 }
 
+static atomic_int resyncs;
+
+/* Counts resync notifications: an update whose old and new object are the same. */
+static void on_update(stk_obj *old, stk_obj *cur, void *arg)
+{
+	(void)arg;
+	if (old == cur)
+		atomic_fetch_add(&resyncs, 1);
+}
+
 static void inf_start(void *arg)
 {
 	struct fx *f = arg;
+	struct stk_informer_handler h = {NULL, on_update, NULL, NULL};
 	assert_int_equal(stk_curlm_new(&f->curlm, f->loop, NULL), 0);
 	assert_int_equal(stk_informer_new(&f->inf, f->loop, f->curlm, f->k, &f->opts, NULL), 0);
+	stk_informer_add_handler(f->inf, &h);
 	stk_informer_start(f->inf);
 }
 
@@ -257,6 +270,28 @@ static void test_transport_faults__huge_line_relists(void **state)
 	assert_true(s.errors >= 1);
 }
 
+static bool resynced_twice(void *arg)
+{
+	(void)arg;
+	return atomic_load(&resyncs) >= 2; /* two periods over the one cached object */
+}
+
+static void test_transport_faults__periodic_resync_replays_the_cache(void **state)
+{
+	struct fx *f = *state;
+
+	start_server(f, "split", 0);
+	f->opts.resync_ms = 150;
+	atomic_store(&resyncs, 0);
+	run_informer(f);
+	expect(f, "a", "changed", 10000);
+	expect(f, "b", NULL, 10000);
+	assert_int_equal(stk_informer_len(f->inf), 1);
+	atomic_store(&resyncs, 0);
+	/* Every resync period each cached object is handed to on_update(obj, obj). */
+	assert_true(testloop_wait(resynced_twice, f, 2000));
+}
+
 static void test_transport_faults__rest_errors(void **state)
 {
 	struct fx *f = *state;
@@ -300,6 +335,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_transport_faults__huge_line_relists, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_transport_faults__periodic_resync_replays_the_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transport_faults__rest_errors, setup,
 						teardown),
 	};
