@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "stk/buf.h"
+#include "stk/json.h"
 #include "stk/kubeconfig.h"
 
 extern char **environ;
@@ -118,4 +119,39 @@ void itest_create_cm(stk_kube *k, const char *ns, const char *name, const char *
 	if (stk_kube_create(k, &STK_GVR_CONFIGMAPS, ns, b.ptr, b.len, NULL, &err))
 		fail_msg("create configmap %s/%s: %s", ns, name, err.message);
 	stk_buf_release(&b);
+}
+
+/* Compacts etcd at its current revision through its HTTP gateway. */
+void itest_compact_etcd(void)
+{
+	const char *etcd = getenv("STOKER_E2E_ETCD");
+	char cmd[512];
+	stk_buf out = STK_BUF_INIT(1 << 16);
+	CURL *c = curl_easy_init();
+	yajl_val v = NULL;
+	const char *rev;
+
+	assert_non_null(etcd);
+	snprintf(cmd, sizeof(cmd), "%s/v3/kv/range", etcd);
+	curl_easy_setopt(c, CURLOPT_URL, cmd);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"key\":\"AA==\"}");
+	FILE *f = open_memstream(&out.ptr, &out.len);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	fclose(f);
+	assert_int_equal(stk_json_parse(&v, out.ptr, out.len, 1 << 16, NULL), 0);
+	rev = stk_json_str(v, "header", "revision", NULL);
+	assert_non_null(rev);
+	char body[128];
+	snprintf(body, sizeof(body), "{\"revision\":\"%s\",\"physical\":true}", rev);
+	snprintf(cmd, sizeof(cmd), "%s/v3/kv/compaction", etcd);
+	curl_easy_setopt(c, CURLOPT_URL, cmd);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	f = fopen("/dev/null", "w");
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	fclose(f);
+	yajl_tree_free(v);
+	free(out.ptr);
+	curl_easy_cleanup(c);
 }

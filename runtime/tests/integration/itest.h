@@ -30,6 +30,9 @@ bool itest_local_cluster(void);
 void itest_create_cm(stk_kube *k, const char *ns, const char *name, const char *value,
 		     const char *labels_json);
 
+/* Compacts etcd at its current revision (local cluster: $STOKER_E2E_ETCD). */
+void itest_compact_etcd(void);
+
 /* Loop helpers: see support/testloop.h. */
 #include "testloop.h"
 
