@@ -202,7 +202,7 @@ struct stk_informer {
 	stk_map snapshot;  /* list in progress: key → stk_obj* */
 	uint64_t backoff_ms;
 	uv_timer_t retry_timer, idle_timer, resync_timer;
-	bool timers_closed;
+	int timers_open; /* while closing: timers whose close callback has not run */
 
 	pthread_mutex_t stats_lock;
 	struct stk_informer_stats stats;
@@ -971,8 +971,8 @@ static void inf_timer_closed(uv_handle_t *h)
 {
 	stk_informer *inf = h->data;
 
-	/* The last of the three timers to close frees the informer. */
-	if (h == (uv_handle_t *)&inf->resync_timer)
+	/* libuv runs close callbacks in no promised order: the last one frees. */
+	if (--inf->timers_open == 0)
 		free(inf);
 }
 
@@ -1006,7 +1006,7 @@ void stk_informer_free(stk_informer *inf)
 	free(inf->field_selector);
 	pthread_rwlock_destroy(&inf->lock);
 	pthread_mutex_destroy(&inf->stats_lock);
-	/* Timers close in order; uv runs close callbacks in the same order. */
+	inf->timers_open = 3;
 	uv_close((uv_handle_t *)&inf->retry_timer, inf_timer_closed);
 	uv_close((uv_handle_t *)&inf->idle_timer, inf_timer_closed);
 	uv_close((uv_handle_t *)&inf->resync_timer, inf_timer_closed);

@@ -8,6 +8,7 @@ usage: fault_server.py SCENARIO   (prints the port it listens on, then serves)
 GET /_requests returns the recorded requests as JSON (["GET /path?query", ...]).
 """
 import json
+import os
 import sys
 import threading
 import time
@@ -151,6 +152,16 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
+def exit_with_parent():
+    """The server belongs to the test that started it: it never outlives it."""
+    parent = os.getppid()
+    while True:
+        time.sleep(0.2)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+threading.Thread(target=exit_with_parent, daemon=True).start()
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
 sys.stdout.write("%d\n" % server.server_address[1])
