@@ -141,6 +141,14 @@ static void expect_cached(struct world *w, const char *name, const char *value, 
 	}
 }
 
+static bool has_root_ca(void *arg)
+{
+	struct world *w = arg;
+	stk_obj *o = stk_informer_get(w->inf, w->ns, "kube-root-ca.crt");
+	stk_obj_unref(o);
+	return o != NULL;
+}
+
 static int count_selected(stk_obj *o, void *arg)
 {
 	(void)o;
@@ -169,7 +177,8 @@ static void test_informer_watch__events_reach_cache_and_handlers(void **state)
 	assert_true(atomic_load(&w->adds) >= 3);
 	assert_true(atomic_load(&w->updates) >= 1);
 	assert_true(atomic_load(&w->deletes) >= 1);
-	/* a, b, and the kube-root-ca.crt every namespace gets. */
+	/* a, b, and the kube-root-ca.crt every namespace gets (published asynchronously). */
+	assert_true(testloop_wait(has_root_ca, w, 30000));
 	assert_int_equal(stk_informer_len(w->inf), 3);
 
 	/* Server-side apply bookkeeping is not kept in the cache. */
