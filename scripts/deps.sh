@@ -15,7 +15,8 @@ packages=(
 	# lint, fuzz, sanitizers, memory checks
 	clang clang-format libclang-rt-14-dev libfuzzer-14-dev llvm valgrind
 	# test environment: git servers, TLS, fixtures, benchmark baselines
-	git openssh-server openssh-client openssl curl python3 python3-prometheus-client rsync tar gzip
+	git openssh-server openssh-client openssl curl python3 python3-prometheus-client python3-yaml
+	rsync tar gzip
 	procps iproute2
 )
 

@@ -9,23 +9,27 @@ eval "$(e2e/cluster env --name "$name")"
 k() { "$STOKER_KUBECTL" "$@"; }
 
 installed=()
-if compgen -G "config/crd/*.yaml" >/dev/null; then
-	k apply -f config/crd/ >/dev/null
-	k wait --for=condition=Established --timeout=60s -f config/crd/ >/dev/null
-	installed+=("CRDs from config/crd")
+if [ -f config/crd/kustomization.yaml ]; then
+	k apply -k config/crd/ >/dev/null
+	k wait --for=condition=Established --timeout=60s crd/gitsources.source.stoker.io \
+		crd/syncprofiles.stoker.io crd/stokers.stoker.io crd/alerts.notification.stoker.io \
+		>/dev/null
+	installed+=("the CRDs (kubectl get crd | grep stoker)")
 fi
 
 cat <<TXT
 Stoker $(build/bin/source-controller --version | cut -d' ' -f2) on a local control plane (Kubernetes $(k version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')).
 
 Control plane:  $(e2e/cluster status --name "$name")
-Installed:      ${installed[*]:-nothing yet (config/crd is empty)}
+Installed:      ${installed[*]:-nothing yet}
 Binaries:       $(ls build/bin | tr '\n' ' ')
 
 Use it from another shell:
   $(e2e/cluster env --name "$name" | sed -n 's/^export KUBECONFIG=/export KUBECONFIG=/p')
   export PATH=$(dirname "$STOKER_KUBECTL"):\$PATH
-  kubectl get namespaces
+  kubectl apply -f config/samples/valid/stoker-my-sync.yaml   # a sample Stoker
+  kubectl get stk,sp,gitsrc,alerts
+  kubectl explain stoker.spec.gateway
   build/bin/source-controller --help      # every daemon lists its flags
 
 Stop it with: make run-down
