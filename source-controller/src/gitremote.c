@@ -534,7 +534,14 @@ int srcctl_remote_fetch(const struct srcctl_remote_opts *o, const char *repo_pat
 		specs[refspecs.count++] = (char *)"+refs/heads/*:refs/heads/*";
 		specs[refspecs.count++] = (char *)"+refs/tags/*:refs/tags/*";
 	}
-	rc = git_remote_create_anonymous(&remote, repo, o->url);
+	{
+		/* Skipping insteadOf also avoids libgit2 1.5's leak in that lookup. */
+		git_remote_create_options co;
+		git_remote_create_options_init(&co, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+		co.repository = repo;
+		co.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
+		rc = git_remote_create_with_opts(&remote, o->url, &co);
+	}
 	if (!rc)
 		rc = git_remote_fetch(remote, &refspecs, &fo, NULL);
 	if (rc) {
