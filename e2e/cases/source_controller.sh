@@ -114,6 +114,36 @@ else
 fi
 check "new revision event" bash -c "'$STOKER_KUBECTL' get events -n $E2E_NS --field-selector involvedObject.name=daemon,reason=NewRevision -o name | grep -q ."
 
+# --- a push is picked up within the interval, without any trigger ----------------------
+eval "$("$gs" repo --dir "$E2E_WORK/git" other | sed 's/^export COMMIT_/export OTHER_/')"
+gitsource fast "$GIT_DAEMON_URL/other.git" '{branch: main}'
+k patch gitsource fast -n "$E2E_NS" --type merge -p '{"spec":{"interval":"3s"}}' >/dev/null
+expect_ready fast "$OTHER_MAIN"
+pushed=$("$gs" push --dir "$E2E_WORK/git" other main | tail -n1 | sed 's/.*=//')
+if wait_for 20 bash -c "[ \"\$('$STOKER_KUBECTL' get gitsource fast -n $E2E_NS -o jsonpath='{.status.artifact.commit}')\" = '$pushed' ]"; then
+	ok "push picked up within the 3s interval"
+else
+	not_ok "push not picked up within the interval: $(status fast '{.status.artifact.revision}')"
+fi
+
+# --- stoker.io/requested-ref overrides spec.ref until spec.ref catches up ------------------
+k annotate gitsource tag-annotated -n "$E2E_NS" stoker.io/requested-ref=release >/dev/null
+if wait_for 20 bash -c "[ \"\$('$STOKER_KUBECTL' get gitsource tag-annotated -n $E2E_NS -o jsonpath='{.status.artifact.commit}')\" = '$COMMIT_RELEASE' ]"; then
+	ok "requested-ref followed"
+else
+	not_ok "requested-ref not followed: $(status tag-annotated '{.status.artifact.revision}')"
+fi
+k patch gitsource tag-annotated -n "$E2E_NS" --type merge -p '{"spec":{"ref":{"tag":null,"branch":"release"}}}' >/dev/null
+check "requested-ref cleared once spec.ref caught up" wait_for 20 bash -c \
+	"[ -z \"\$('$STOKER_KUBECTL' get gitsource tag-annotated -n $E2E_NS -o jsonpath='{.metadata.annotations.stoker\.io/requested-ref}')\" ]"
+
+# --- metrics ------------------------------------------------------------------------------
+metrics=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics")
+expect_contains "artifact size metric" "stoker_source_artifact_bytes{name=\"daemon\",namespace=\"$E2E_NS\"}" "$metrics"
+expect_contains "Ready condition metric" "stoker_condition{kind=\"GitSource\",name=\"daemon\",namespace=\"$E2E_NS\",type=\"Ready\",status=\"True\"} 1" "$metrics"
+expect_contains "fetch duration metric" "stoker_source_fetch_duration_seconds_count{name=\"daemon\"" "$metrics"
+expect_contains "reconcile counter" "stoker_reconcile_total{kind=\"GitSource\",name=\"daemon\",namespace=\"$E2E_NS\",result=\"success\"}" "$metrics"
+
 # --- failures say which, and keep the previous artifact ------------------------------------
 prev=$(status http-basic '{.status.artifact.digest}')
 k delete secret http-basic -n "$E2E_NS" >/dev/null
@@ -180,6 +210,41 @@ wait_for 30 bash -c "[ \"\$('$STOKER_KUBECTL' get gitsource semver -n $E2E_NS -o
 sleep 1
 expect_eq "same commit, same digest after a restart and a fresh clone" "$d1" "$(status tag-light '{.status.artifact.digest}')"
 expect_eq "artifact intact after a restart: status.artifact not rewritten" "$t1" "$(status semver '{.status.artifact.lastUpdateTime}')"
+
+# --- two replicas: only the leader reconciles ----------------------------------------------
+ns2=$E2E_NS-ha
+k create namespace "$ns2" >/dev/null
+on_exit "'$STOKER_KUBECTL' delete namespace $ns2 --wait=false"
+replica() { # n
+	"$bin" --kubeconfig "$KUBECONFIG" --leader-elect=true --leader-election-namespace "$ns2" \
+		--leader-elect-lease-duration 4s --leader-elect-renew-deadline 3s \
+		--leader-elect-retry-period 500ms --watch-namespaces "$ns2" \
+		--storage-path "$E2E_WORK/ha$1" --artifact-bind-address "127.0.0.1:$(free_port)" \
+		--artifact-base-url http://127.0.0.1 --health-probe-bind-address "127.0.0.1:$(free_port)" \
+		--metrics-bind-address "127.0.0.1:$(free_port)" >"$E2E_WORK/ha$1.log" 2>&1 &
+	eval "ha$1=\$!"
+}
+replica 1
+replica 2
+on_exit 'kill $ha1 $ha2'
+k apply -n "$ns2" -f - >/dev/null <<Y
+apiVersion: source.stoker.io/v1alpha1
+kind: GitSource
+metadata: {name: shared}
+spec: {url: "$GIT_DAEMON_URL/site.git", ref: {tag: v1.0.0}}
+Y
+if wait_for 60 bash -c "[ \"\$('$STOKER_KUBECTL' get gitsource shared -n $ns2 -o jsonpath='{.status.artifact.commit}')\" = '$COMMIT_V1_0_0' ]"; then
+	ok "two replicas: the GitSource is reconciled"
+else
+	not_ok "two replicas: GitSource not reconciled"
+fi
+leaders=$(grep -l '"became leader"' "$E2E_WORK/ha1.log" "$E2E_WORK/ha2.log" | wc -l)
+expect_eq "exactly one replica leads" 1 "$leaders"
+stored=$(ls "$E2E_WORK"/ha*/"$ns2"/shared/*.tar.gz 2>/dev/null | wc -l)
+expect_eq "only the leader stored the artifact" 1 "$stored"
+if grep -q '"became leader"' "$E2E_WORK/ha1.log"; then first=$ha1 second=2; else first=$ha2 second=1; fi
+kill -TERM "$first"
+check "the other replica takes over after SIGTERM" wait_for 15 grep -q '"became leader"' "$E2E_WORK/ha$second.log"
 
 # --- deletion removes the artifacts --------------------------------------------------------
 k delete gitsource by-name -n "$E2E_NS" --wait=true --timeout=30s >/dev/null

@@ -258,6 +258,20 @@ static int setup(struct srcctl *c, stk_err *err)
 	c->cfg.storage_path = c->o->storage_path;
 	c->cfg.base_url = c->o->artifact_base_url;
 	c->cfg.keep_artifacts = 2;
+	{
+		static const char *const nn[] = {"name", "namespace", NULL};
+		static const char *const cond[] = {"kind", "name",   "namespace",
+						   "type", "status", NULL};
+		c->cfg.fetch_duration = stk_metrics_histogram(
+			c->metrics, "stoker_source_fetch_duration_seconds",
+			"Duration of ls-remote plus fetch for a GitSource.", nn, NULL, 0);
+		c->cfg.artifact_bytes =
+			stk_metrics_gauge(c->metrics, "stoker_source_artifact_bytes",
+					  "Size of the current artifact of a GitSource.", nn);
+		c->cfg.condition =
+			stk_metrics_gauge(c->metrics, "stoker_condition",
+					  "1 for the current status of each condition.", cond);
+	}
 
 	wo.name = "gitsource";
 	wo.workers = (unsigned)d->concurrent;

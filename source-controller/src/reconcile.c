@@ -20,6 +20,7 @@
 #include "stk/alloc.h"
 #include "stk/api/api.h"
 #include "stk/json.h"
+#include "stk/loop.h"
 #include "stk/parse.h"
 
 const struct stk_gvr SRCCTL_GVR_GITSOURCES = {STK_API_GROUP_SOURCE, STK_API_VERSION, "gitsources"};
@@ -163,6 +164,16 @@ static int patch_status(struct rec *r, stk_err *err)
 	yajl_val ann = stk_json_obj(r->raw, "metadata", "annotations", NULL);
 	int rc;
 
+	if (r->cfg->condition) {
+		const char *any[] = {"GitSource", r->name, r->ns, NULL, NULL};
+		stk_metrics_remove_matching(r->cfg->condition, any);
+		for (size_t i = 0; i < r->conds.len; i++) {
+			const struct stk_condition *c = &r->conds.items[i];
+			const char *v[] = {"GitSource", r->name, r->ns, c->type,
+					   stk_conditions_status_name(c->status)};
+			stk_metrics_set(r->cfg->condition, v, 1);
+		}
+	}
 	st->present = true;
 	st->observed_generation.set = true;
 	st->observed_generation.v = r->generation;
@@ -418,6 +429,7 @@ static int reconcile_source(struct rec *r, uint64_t *requeue, stk_err *err)
 	if (!requested)
 		clear_requested_ref(r);
 
+	uint64_t fetch_start = stk_now_ms();
 	rc = srcctl_remote_resolve(&ro, &rs, &res, &e);
 	if (!rc) {
 		snprintf(path, sizeof(path), "%s/repo.git", r->dir);
@@ -426,6 +438,9 @@ static int reconcile_source(struct rec *r, uint64_t *requeue, stk_err *err)
 		if (!rc)
 			rc = srcctl_remote_fetch(&ro, path, res.refname, res.commit, &repo, &e);
 	}
+	if (r->cfg->fetch_duration)
+		stk_metrics_observe(r->cfg->fetch_duration, (const char *const[]){r->name, r->ns},
+				    (double)(stk_now_ms() - fetch_start) / 1000.0);
 	if (spec->auth.ssh_key.present) {
 		if (!r->known_hosts)
 			set_cond(r, STK_COND_HOST_KEY_VERIFIED, STK_CONDITION_FALSE,
@@ -512,6 +527,10 @@ static int reconcile_source(struct rec *r, uint64_t *requeue, stk_err *err)
 		if (stat(path, &st) == 0) {
 			a->size.set = true;
 			a->size.v = (int64_t)st.st_size;
+			if (r->cfg->artifact_bytes)
+				stk_metrics_set(r->cfg->artifact_bytes,
+						(const char *const[]){r->name, r->ns},
+						(double)st.st_size);
 		}
 		now_rfc3339(now);
 		a->last_update_time = stk_strdup(now);
@@ -560,6 +579,12 @@ int srcctl_reconcile(const struct srcctl_config *cfg, const char *ns, const char
 
 	if (stk_json_str(r.raw, "metadata", "deletionTimestamp", NULL)) {
 		nftw(r.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		if (cfg->condition)
+			stk_metrics_remove_matching(
+				cfg->condition,
+				(const char *const[]){"GitSource", name, ns, NULL, NULL});
+		if (cfg->artifact_bytes)
+			stk_metrics_remove(cfg->artifact_bytes, (const char *const[]){name, ns});
 		rc = has_finalizer(&r) ? patch_finalizers(&r, false, err) : 0;
 		goto out;
 	}

@@ -11,6 +11,7 @@
 
 #include "stk/events.h"
 #include "stk/kube.h"
+#include "stk/metrics.h"
 
 extern const struct stk_gvr SRCCTL_GVR_GITSOURCES;
 
@@ -21,6 +22,11 @@ struct srcctl_config {
 	const char *base_url;	  /* prefix of status.artifact.url */
 	uint64_t max_artifact_size;
 	int keep_artifacts; /* artifacts kept per source (default 2) */
+	/* Metrics (CONTRACTS.md), or NULL: */
+	stk_metrics_family
+		*fetch_duration; /* stoker_source_fetch_duration_seconds{name,namespace} */
+	stk_metrics_family *artifact_bytes; /* stoker_source_artifact_bytes{name,namespace} */
+	stk_metrics_family *condition;	    /* stoker_condition{kind,name,namespace,type,status} */
 };
 
 /*
