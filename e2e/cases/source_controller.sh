@@ -157,6 +157,15 @@ if wait_for 30 ready http-basic False; then
 else
 	not_ok "wrong password not reported: $(status http-basic '{.status.conditions}')"
 fi
+# Recovery once the Secret is fixed.
+k delete secret http-basic -n "$E2E_NS" >/dev/null
+secret http-basic "username=$GIT_HTTP_USER" "password=$GIT_HTTP_PASSWORD"
+k annotate gitsource http-basic -n "$E2E_NS" --overwrite stoker.io/reconcile-requested-at="y$(date +%s)" >/dev/null
+if wait_for 30 ready http-basic True; then
+	check "recovered: new artifact after the fix" test "$(status http-basic '{.status.artifact.digest}')" != "$prev"
+else
+	not_ok "no recovery after fixing the Secret: $(status http-basic '{.status.conditions}')"
+fi
 secret_file wrong-hosts known_hosts "$GIT_WRONG_KNOWN_HOSTS"
 gitsource ssh-wrong-host "$GIT_SSH_URL/site.git" '{branch: main}' \
 	'{sshKey: {secretRef: {name: ssh-key, key: identity}}, knownHosts: {secretRef: {name: wrong-hosts, key: known_hosts}}}'
@@ -177,6 +186,8 @@ done
 expect_contains "missing Secret named in the message" "Secret 'missing' not found" \
 	"$(status no-secret '{.status.conditions[?(@.type=="Ready")].message}')"
 check "no secret value in any condition" bash -c "! '$STOKER_KUBECTL' get gitsources -n $E2E_NS -o json | grep -qe '$GIT_HTTP_PASSWORD' -e '$GIT_HTTP_TOKEN'"
+check "no secret value in events" bash -c "! '$STOKER_KUBECTL' get events -n $E2E_NS -o json | grep -qe '$GIT_HTTP_PASSWORD' -e '$GIT_HTTP_TOKEN'"
+check "no secret value in the controller's log" bash -c "! grep -qe '$GIT_HTTP_PASSWORD' -e '$GIT_HTTP_TOKEN' -e 'PRIVATE KEY' '$E2E_WORK/controller.log'"
 
 # --- artifact downloads ----------------------------------------------------------------
 url=$(status daemon '{.status.artifact.url}')
