@@ -6,16 +6,7 @@
 
 #include "stk/json.h"
 #include "stk/limits.h"
-
-#define FLD(json, ftype, st, member, ...)                                                    \
-	{                                                                                    \
-		.name = (json), .type = (ftype), .offset = offsetof(st, member), __VA_ARGS__ \
-	}
-#define TYPE(tname, st, table)                                          \
-	{                                                               \
-		.name = (tname), .size = sizeof(st), .fields = (table), \
-		.nfields = sizeof(table) / sizeof((table)[0])           \
-	}
+#include "table.h"
 
 const struct stk_api_type *stk_api_type_of(enum stk_api_kind kind)
 {

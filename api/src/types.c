@@ -1,17 +1,9 @@
 /* Field tables of the four kinds: the C mirror of config/crd (held equal by a test). */
 #include "stk/api/types.h"
 
-#include <stddef.h>
+#include "table.h"
 
-#define FLD(json, ftype, st, member, ...)                                                    \
-	{                                                                                    \
-		.name = (json), .type = (ftype), .offset = offsetof(st, member), __VA_ARGS__ \
-	}
-#define TYPE(tname, st, table)                                          \
-	{                                                               \
-		.name = (tname), .size = sizeof(st), .fields = (table), \
-		.nfields = sizeof(table) / sizeof((table)[0])           \
-	}
+#include <stddef.h>
 
 #define DURATION_PATTERN "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 #define URL_PATTERN	 "^(ssh://|https://|http://|git://|file://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:).+"

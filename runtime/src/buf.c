@@ -118,8 +118,7 @@ int stk_buf_printf(stk_buf *b, const char *fmt, ...)
 	return rc;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not valid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+size_t stk_utf8_seq_len(const unsigned char *s, size_t avail)
 {
 	uint32_t cp;
 	size_t n, i;
@@ -172,7 +171,7 @@ int stk_buf_put_json_string(stk_buf *b, const char *s, size_t len)
 			continue;
 		}
 		if (c >= 0x80) {
-			size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
+			size_t n = stk_utf8_seq_len((const unsigned char *)s + i, len - i);
 			if (n) {
 				rc = stk_buf_put(b, s + i, n);
 				i += n;

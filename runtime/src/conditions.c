@@ -1,5 +1,7 @@
 #include "stk/conditions.h"
 
+#include "stk/buf.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,40 +253,6 @@ static bool cond_normalize_time(const char *s, char out[STK_CONDITION_TIME_SIZE]
 
 /* ---- messages ---- */
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not valid. */
-static size_t cond_utf8_len(const unsigned char *s, size_t avail)
-{
-	uint32_t cp;
-	size_t n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (avail < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and code points past U+10FFFF are invalid. */
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /*
  * Copies `str` (NULL = "") as valid UTF-8, bad bytes becoming U+FFFD, of at most `max`
  * bytes: it stops before the first character that would not fit, so a multi-byte
@@ -301,7 +269,7 @@ static char *cond_utf8_dup(const char *str, size_t max)
 	cap = len > max / 3 ? max : len * 3;
 	out = stk_malloc(cap + 1);
 	while (i < len) {
-		size_t n = cond_utf8_len(s + i, len - i);
+		size_t n = stk_utf8_seq_len(s + i, len - i);
 		const void *src = s + i;
 		size_t outn = n;
 

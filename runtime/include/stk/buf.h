@@ -44,6 +44,12 @@ int stk_buf_vprintf(stk_buf *b, const char *fmt, va_list ap) __attribute__((form
  * JSON. 0 or STK_ETOOBIG.
  */
 int stk_buf_put_json_string(stk_buf *b, const char *s, size_t len);
+/*
+ * Length (1..4) of the valid UTF-8 sequence at s[0..avail), or 0 when it is not valid
+ * (truncated, overlong, a surrogate, past U+10FFFF). avail must be at least 1.
+ */
+size_t stk_utf8_seq_len(const unsigned char *s, size_t avail);
+
 /* Drops the first `n` bytes (n <= len). */
 void stk_buf_consume(stk_buf *b, size_t n);
 
