@@ -145,7 +145,10 @@ expect_contains "fetch duration metric" "stoker_source_fetch_duration_seconds_co
 expect_contains "reconcile counter" "stoker_reconcile_total{kind=\"GitSource\",name=\"daemon\",namespace=\"$E2E_NS\",result=\"success\"}" "$metrics"
 
 # --- failures say which, and keep the previous artifact ------------------------------------
+k create serviceaccount agent -n "$E2E_NS" >/dev/null
+token=$(k create token agent -n "$E2E_NS" --audience stoker-source)
 prev=$(status http-basic '{.status.artifact.digest}')
+prev_url=$(status http-basic '{.status.artifact.url}')
 k delete secret http-basic -n "$E2E_NS" >/dev/null
 secret http-basic "username=$GIT_HTTP_USER" "password=wrong"
 k annotate gitsource http-basic -n "$E2E_NS" --overwrite stoker.io/reconcile-requested-at="x$(date +%s)" >/dev/null
@@ -154,6 +157,8 @@ if wait_for 30 ready http-basic False; then
 	expect_eq "wrong password: reason" AuthenticationFailed "$(status http-basic '{.status.conditions[?(@.type=="Ready")].reason}')"
 	expect_eq "wrong password: previous artifact kept" "$prev" "$(status http-basic '{.status.artifact.digest}')"
 	check "wrong password: previous artifact still on disk" test -f "$E2E_WORK/storage/$E2E_NS/http-basic/$COMMIT_MAIN.tar.gz"
+	expect_eq "wrong password: previous artifact still served" 200 \
+		"$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$prev_url")"
 else
 	not_ok "wrong password not reported: $(status http-basic '{.status.conditions}')"
 fi
@@ -191,8 +196,6 @@ check "no secret value in the controller's log" bash -c "! grep -qe '$GIT_HTTP_P
 
 # --- artifact downloads ----------------------------------------------------------------
 url=$(status daemon '{.status.artifact.url}')
-k create serviceaccount agent -n "$E2E_NS" >/dev/null
-token=$(k create token agent -n "$E2E_NS" --audience stoker-source)
 code() { curl -s -o "$E2E_WORK/dl" -w '%{http_code}' "$@" "$url"; }
 expect_eq "download with a token of the namespace" 200 "$(code -H "Authorization: Bearer $token")"
 expect_eq "downloaded bytes have the digest" "$(status daemon '{.status.artifact.digest}')" "sha256:$(sha256sum "$E2E_WORK/dl" | cut -d' ' -f1)"
