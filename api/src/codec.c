@@ -450,6 +450,19 @@ static int codec_check_string(const struct stk_api_field *f, const char *s, cons
 	return 0;
 }
 
+/* minItems/maxItems of a list field. */
+static int codec_check_count(const struct stk_api_field *f, size_t len, const char *path,
+			     stk_err *err)
+{
+	if ((f->flags & STK_API_MIN) && (int64_t)len < f->min)
+		return stk_err_set(err, STK_EINVAL, "%s: must have at least %lld items", path,
+				   (long long)f->min);
+	if ((f->flags & STK_API_MAX) && (int64_t)len > f->max)
+		return stk_err_set(err, STK_EINVAL, "%s: must have at most %lld items", path,
+				   (long long)f->max);
+	return 0;
+}
+
 int stk_api_validate(const struct stk_api_type *t, const void *obj, const char *path, stk_err *err)
 {
 	char sub[512];
@@ -494,26 +507,16 @@ int stk_api_validate(const struct stk_api_type *t, const void *obj, const char *
 			break;
 		case STK_API_STRINGS: {
 			const struct stk_api_strings *l = (const struct stk_api_strings *)p;
-			if ((f->flags & STK_API_MIN) && (int64_t)l->len < f->min)
-				return stk_err_set(err, STK_EINVAL,
-						   "%s: must have at least %lld items", sub,
-						   (long long)f->min);
-			if ((f->flags & STK_API_MAX) && (int64_t)l->len > f->max)
-				return stk_err_set(err, STK_EINVAL,
-						   "%s: must have at most %lld items", sub,
-						   (long long)f->max);
+			rc = codec_check_count(f, l->len, sub, err);
+			if (rc)
+				return rc;
 			break;
 		}
 		case STK_API_OBJECTS: {
 			const struct stk_api_objects *l = (const struct stk_api_objects *)p;
-			if ((f->flags & STK_API_MIN) && (int64_t)l->len < f->min)
-				return stk_err_set(err, STK_EINVAL,
-						   "%s: must have at least %lld items", sub,
-						   (long long)f->min);
-			if ((f->flags & STK_API_MAX) && (int64_t)l->len > f->max)
-				return stk_err_set(err, STK_EINVAL,
-						   "%s: must have at most %lld items", sub,
-						   (long long)f->max);
+			rc = codec_check_count(f, l->len, sub, err);
+			if (rc)
+				return rc;
 			for (size_t j = 0; j < l->len; j++) {
 				char el[544];
 				snprintf(el, sizeof(el), "%s[%zu]", sub, j);

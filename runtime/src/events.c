@@ -17,7 +17,6 @@
 
 struct ev_series {
 	char *key;	  /* the map key (owned by the map; this is a copy for the LRU) */
-	char *ns;	  /* namespace of the Event object */
 	char *event_name; /* metadata.name of the Event */
 	int64_t count;
 	uint64_t last_ms;
@@ -55,7 +54,6 @@ int stk_recorder_new(stk_recorder **out, stk_kube *kube, const struct stk_record
 static void ev_series_free(struct ev_series *s)
 {
 	free(s->key);
-	free(s->ns);
 	free(s->event_name);
 	free(s);
 }
@@ -240,7 +238,6 @@ int stk_recorder_event(stk_recorder *r, const struct stk_event_ref *obj, enum st
 	} else {
 		s = stk_calloc(1, sizeof(*s));
 		s->key = stk_strdup(key.ptr);
-		s->ns = stk_strdup(ns);
 		stk_map_put(&r->series, key.ptr, s);
 	}
 	free(s->event_name);

@@ -636,29 +636,24 @@ static void inf_apply_snapshot(stk_informer *inf)
 	stk_map_release(&inf->snapshot);
 }
 
-static int inf_collect_item(stk_informer *inf, yajl_val item)
+/* Adopts the item in *slot of the page's tree (the slot is emptied, so freeing the page
+ * leaves the item alone) and puts it in the snapshot. */
+static void inf_collect_item(stk_informer *inf, yajl_val *slot)
 {
 	char key[600];
-	yajl_val copy = NULL;
+	yajl_val copy = *slot;
 	stk_obj *o, *prev;
-	stk_buf b = STK_BUF_INIT(STK_LIMIT_API_BODY);
-	int rc;
 
-	/* Items live inside the page's tree: re-parse each so it owns its memory. */
-	rc = stk_json_write(&b, item);
-	if (!rc)
-		rc = stk_json_parse(&copy, b.ptr, b.len, STK_LIMIT_API_BODY, NULL);
-	stk_buf_release(&b);
-	if (rc)
-		return rc;
+	*slot = NULL;
+	if (!copy)
+		return;
 	if (!inf->opts.keep_managed_fields)
 		obj_strip_managed_fields(copy);
 	if (stk_obj_new_take(&o, copy, NULL))
-		return 0; /* an item without a name cannot be cached; skip it */
+		return; /* an item without a name cannot be cached; skip it */
 	snprintf(key, sizeof(key), "%s/%s", o->ns, o->name);
 	prev = stk_map_put(&inf->snapshot, key, o);
 	stk_obj_unref(prev);
-	return 0;
 }
 
 static void inf_list_done(CURL *easy, CURLcode result, void *arg)
@@ -701,7 +696,7 @@ static void inf_list_done(CURL *easy, CURLcode result, void *arg)
 	}
 	items = stk_json_arr(page, "items", NULL);
 	for (size_t i = 0; items && i < items->u.array.len; i++)
-		inf_collect_item(inf, items->u.array.values[i]);
+		inf_collect_item(inf, &items->u.array.values[i]);
 	cont = stk_json_str(page, "metadata", "continue", NULL);
 	rv = stk_json_str(page, "metadata", "resourceVersion", NULL);
 	free(inf->cont);
