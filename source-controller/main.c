@@ -6,8 +6,8 @@ int main(int argc, char **argv)
 {
 	struct stk_flagset fs;
 	struct stk_daemon_opts o;
-	struct srcctl_options so = {&o,	     ":9090", "http://source-controller.stoker-system.svc",
-				    "/data", NULL,    NULL};
+	struct srcctl_options so = {&o, ":9090", "http://source-controller.stoker-system.svc",
+				    "/data", NULL};
 	int rc;
 
 	stk_flagset_init(&fs, "source-controller",
@@ -24,9 +24,6 @@ int main(int argc, char **argv)
 	stk_flagset_add(&fs,
 			&(struct stk_flag){"storage-path", STK_FLAG_STRING, &so.storage_path,
 					   "/data", "directory for clones and artifacts", 0, 0});
-	stk_flagset_add(&fs, &(struct stk_flag){"leader-election-namespace", STK_FLAG_STRING,
-						&so.lease_namespace, "the kubeconfig's namespace",
-						"namespace of the leader-election Lease", 0, 0});
 	rc = stk_daemon_parse(&fs, &o.log_level, argc, argv);
 	if (rc < 0)
 		rc = srcctl_run(&so);

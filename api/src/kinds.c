@@ -44,3 +44,8 @@ const char *stk_api_version_of(enum stk_api_kind kind)
 		return NULL;
 	return api_versions[kind];
 }
+
+const struct stk_gvr STK_GVR_GITSOURCES = {STK_API_GROUP_SOURCE, STK_API_VERSION, "gitsources"};
+const struct stk_gvr STK_GVR_SYNCPROFILES = {STK_API_GROUP_STOKER, STK_API_VERSION, "syncprofiles"};
+const struct stk_gvr STK_GVR_STOKERS = {STK_API_GROUP_STOKER, STK_API_VERSION, "stokers"};
+const struct stk_gvr STK_GVR_ALERTS = {STK_API_GROUP_NOTIFICATION, STK_API_VERSION, "alerts"};

@@ -83,6 +83,8 @@ void stk_daemon_flags(struct stk_flagset *fs, struct stk_daemon_opts *o)
 		 "how long the leader keeps trying to renew before giving up", 0, 0},
 		{"leader-elect-retry-period", STK_FLAG_DURATION, &o->retry_period_ms, "2s",
 		 "interval between attempts to acquire or renew the lease", 0, 0},
+		{"leader-election-namespace", STK_FLAG_STRING, &o->lease_namespace,
+		 "the kubeconfig's namespace", "namespace of the leader-election Lease", 0, 0},
 		{"metrics-bind-address", STK_FLAG_ADDR, &o->metrics_addr, ":8080",
 		 "address of the Prometheus /metrics endpoint", 0, 0},
 		{"health-probe-bind-address", STK_FLAG_ADDR, &o->health_addr, ":8081",

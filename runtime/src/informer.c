@@ -53,31 +53,6 @@ void stk_obj_unref(stk_obj *o)
 	}
 }
 
-/*
- * Drops metadata.managedFields: server-side apply bookkeeping that no controller reads
- * and that is often the largest part of a small object (controller-runtime strips it
- * from its caches for the same reason).
- */
-static void obj_strip_managed_fields(yajl_val root)
-{
-	yajl_val md = stk_json_obj(root, "metadata", NULL);
-
-	if (!md)
-		return;
-	for (size_t i = 0; i < md->u.object.len; i++) {
-		if (strcmp(md->u.object.keys[i], "managedFields"))
-			continue;
-		free((char *)md->u.object.keys[i]);
-		yajl_tree_free(md->u.object.values[i]);
-		memmove(&md->u.object.keys[i], &md->u.object.keys[i + 1],
-			(md->u.object.len - i - 1) * sizeof(*md->u.object.keys));
-		memmove(&md->u.object.values[i], &md->u.object.values[i + 1],
-			(md->u.object.len - i - 1) * sizeof(*md->u.object.values));
-		md->u.object.len--;
-		return;
-	}
-}
-
 /* ---- label selectors ------------------------------------------------------------- */
 
 static const char *labels_value(yajl_val labels, const char *key, size_t klen)
@@ -636,6 +611,19 @@ static void inf_apply_snapshot(stk_informer *inf)
 	stk_map_release(&inf->snapshot);
 }
 
+/*
+ * Drops metadata.managedFields (server-side apply bookkeeping that no controller reads
+ * and that is often the largest part of a small object; controller-runtime strips it
+ * from its caches for the same reason), then applies the caller's transform.
+ */
+static void obj_slim(stk_informer *inf, yajl_val root)
+{
+	if (!inf->opts.keep_managed_fields)
+		stk_json_remove(stk_json_obj(root, "metadata", NULL), "managedFields");
+	if (inf->opts.transform)
+		inf->opts.transform(root, inf->opts.transform_arg);
+}
+
 /* Adopts the item in *slot of the page's tree (the slot is emptied, so freeing the page
  * leaves the item alone) and puts it in the snapshot. */
 static void inf_collect_item(stk_informer *inf, yajl_val *slot)
@@ -647,8 +635,7 @@ static void inf_collect_item(stk_informer *inf, yajl_val *slot)
 	*slot = NULL;
 	if (!copy)
 		return;
-	if (!inf->opts.keep_managed_fields)
-		obj_strip_managed_fields(copy);
+	obj_slim(inf, copy);
 	if (stk_obj_new_take(&o, copy, NULL))
 		return; /* an item without a name cannot be cached; skip it */
 	snprintf(key, sizeof(key), "%s/%s", o->ns, o->name);
@@ -769,8 +756,7 @@ static bool inf_watch_line(stk_informer *inf, const char *line, size_t len)
 			break;
 		}
 	}
-	if (!inf->opts.keep_managed_fields)
-		obj_strip_managed_fields(obj);
+	obj_slim(inf, obj);
 	if (stk_obj_new_take(&o, obj, NULL)) {
 		inf_error(inf, "watch event object without a name", NULL);
 		goto out;

@@ -178,3 +178,47 @@ int stk_json_write(stk_buf *b, yajl_val v)
 	}
 	return stk_buf_puts(b, "null");
 }
+
+bool stk_json_remove(yajl_val obj, const char *key)
+{
+	if (!obj || !YAJL_IS_OBJECT(obj))
+		return false;
+	for (size_t i = 0; i < obj->u.object.len; i++) {
+		if (strcmp(obj->u.object.keys[i], key))
+			continue;
+		free((char *)obj->u.object.keys[i]);
+		yajl_tree_free(obj->u.object.values[i]);
+		memmove(&obj->u.object.keys[i], &obj->u.object.keys[i + 1],
+			(obj->u.object.len - i - 1) * sizeof(*obj->u.object.keys));
+		memmove(&obj->u.object.values[i], &obj->u.object.values[i + 1],
+			(obj->u.object.len - i - 1) * sizeof(*obj->u.object.values));
+		obj->u.object.len--;
+		return true;
+	}
+	return false;
+}
+
+void stk_json_keep(yajl_val obj, const char *const *keep)
+{
+	size_t i = 0;
+
+	if (!obj || !YAJL_IS_OBJECT(obj))
+		return;
+	while (i < obj->u.object.len) {
+		const char *k = obj->u.object.keys[i];
+		bool wanted = false;
+		for (const char *const *w = keep; *w && !wanted; w++)
+			wanted = !strcmp(*w, k);
+		if (wanted) {
+			i++;
+			continue;
+		}
+		free((char *)k);
+		yajl_tree_free(obj->u.object.values[i]);
+		memmove(&obj->u.object.keys[i], &obj->u.object.keys[i + 1],
+			(obj->u.object.len - i - 1) * sizeof(*obj->u.object.keys));
+		memmove(&obj->u.object.values[i], &obj->u.object.values[i + 1],
+			(obj->u.object.len - i - 1) * sizeof(*obj->u.object.values));
+		obj->u.object.len--;
+	}
+}

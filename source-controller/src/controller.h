@@ -9,8 +9,7 @@ struct srcctl_options {
 	const char *artifact_addr;
 	const char *artifact_base_url; /* NULL: http://<artifact address> */
 	const char *storage_path;
-	const char *identity;	     /* leader-election identity; NULL: hostname_pid */
-	const char *lease_namespace; /* NULL: the kubeconfig's namespace */
+	const char *identity; /* leader-election identity; NULL: hostname_pid */
 };
 
 /*

@@ -23,8 +23,6 @@
 #include "stk/loop.h"
 #include "stk/parse.h"
 
-const struct stk_gvr SRCCTL_GVR_GITSOURCES = {STK_API_GROUP_SOURCE, STK_API_VERSION, "gitsources"};
-
 /* Everything one reconcile holds; released at the end. */
 struct rec {
 	const struct srcctl_config *cfg;
@@ -90,44 +88,10 @@ int srcctl_mkdir_p(const char *path)
 	return mkdir(tmp, 0750) && errno != EEXIST ? -1 : 0;
 }
 
-/* Reads key `key` of Secret ns/name, base64-decoded and NUL-terminated. */
 static int secret_value(struct rec *r, const char *secret, const char *key, char **out,
 			stk_err *err)
 {
-	yajl_val s = NULL;
-	const char *b64;
-	unsigned char *buf;
-	size_t len;
-	int n, pad = 0, rc;
-
-	rc = stk_kube_get(r->cfg->kube, &STK_GVR_SECRETS, r->ns, secret, &s, err);
-	if (rc == STK_ENOTFOUND)
-		return stk_err_set(err, STK_ENOTFOUND, "Secret '%s' not found in namespace '%s'",
-				   secret, r->ns);
-	if (rc)
-		return rc;
-	b64 = stk_json_str(s, "data", key, NULL);
-	if (!b64) {
-		yajl_tree_free(s);
-		return stk_err_set(err, STK_ENOTFOUND, "Secret '%s' has no key '%s'", secret, key);
-	}
-	len = strlen(b64);
-	buf = stk_malloc(len / 4 * 3 + 4);
-	n = len % 4 == 0 ? EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)len) : -1;
-	if (n < 0) {
-		free(buf);
-		yajl_tree_free(s);
-		return stk_err_set(err, STK_EPARSE, "Secret '%s' key '%s' is not base64", secret,
-				   key);
-	}
-	if (len && b64[len - 1] == '=')
-		pad++;
-	if (len > 1 && b64[len - 2] == '=')
-		pad++;
-	buf[n - pad] = '\0';
-	*out = (char *)buf;
-	yajl_tree_free(s);
-	return 0;
+	return stk_kube_secret_value(r->cfg->kube, r->ns, secret, key, out, err);
 }
 
 static void now_rfc3339(char out[32])
@@ -164,16 +128,8 @@ static int patch_status(struct rec *r, stk_err *err)
 	yajl_val ann = stk_json_obj(r->raw, "metadata", "annotations", NULL);
 	int rc;
 
-	if (r->cfg->condition) {
-		const char *any[] = {"GitSource", r->name, r->ns, NULL, NULL};
-		stk_metrics_remove_matching(r->cfg->condition, any);
-		for (size_t i = 0; i < r->conds.len; i++) {
-			const struct stk_condition *c = &r->conds.items[i];
-			const char *v[] = {"GitSource", r->name, r->ns, c->type,
-					   stk_conditions_status_name(c->status)};
-			stk_metrics_set(r->cfg->condition, v, 1);
-		}
-	}
+	if (r->cfg->mgr)
+		stk_manager_publish_conditions(r->cfg->mgr, r->ns, r->name, &r->conds);
 	st->present = true;
 	st->observed_generation.set = true;
 	st->observed_generation.v = r->generation;
@@ -195,7 +151,7 @@ static int patch_status(struct rec *r, stk_err *err)
 		return 0;
 	}
 	po.subresource = "status";
-	rc = stk_kube_patch(r->cfg->kube, &SRCCTL_GVR_GITSOURCES, r->ns, r->name, STK_PATCH_MERGE,
+	rc = stk_kube_patch(r->cfg->kube, &STK_GVR_GITSOURCES, r->ns, r->name, STK_PATCH_MERGE,
 			    b.ptr, b.len, &po, NULL, err);
 	stk_buf_release(&b);
 	return rc;
@@ -214,42 +170,13 @@ static void event(struct rec *r, enum stk_event_type type, const char *reason, c
 /* Sets the finalizer list to `items` with a merge patch guarded by resourceVersion. */
 static int patch_finalizers(struct rec *r, bool add, stk_err *err)
 {
-	yajl_val fins = stk_json_arr(r->raw, "metadata", "finalizers", NULL);
-	const char *rv = stk_json_str(r->raw, "metadata", "resourceVersion", NULL);
-	stk_buf b = STK_BUF_INIT(1 << 16);
-	bool first = true;
-	int rc;
-
-	stk_buf_puts(&b, "{\"metadata\":{\"resourceVersion\":");
-	stk_buf_put_json_string(&b, rv ? rv : "", rv ? strlen(rv) : 0);
-	stk_buf_puts(&b, ",\"finalizers\":[");
-	for (size_t i = 0; fins && i < fins->u.array.len; i++) {
-		yajl_val f = fins->u.array.values[i];
-		if (!YAJL_IS_STRING(f) || !strcmp(f->u.string, STK_FINALIZER_GITSOURCE))
-			continue;
-		if (!first)
-			stk_buf_putc(&b, ',');
-		stk_buf_put_json_string(&b, f->u.string, strlen(f->u.string));
-		first = false;
-	}
-	if (add)
-		stk_buf_printf(&b, "%s\"%s\"", first ? "" : ",", STK_FINALIZER_GITSOURCE);
-	stk_buf_puts(&b, "]}}");
-	rc = stk_kube_patch(r->cfg->kube, &SRCCTL_GVR_GITSOURCES, r->ns, r->name, STK_PATCH_MERGE,
-			    b.ptr, b.len, NULL, NULL, err);
-	stk_buf_release(&b);
-	return rc;
+	return stk_kube_patch_finalizer(r->cfg->kube, &STK_GVR_GITSOURCES, r->raw,
+					STK_FINALIZER_GITSOURCE, add, err);
 }
 
 static bool has_finalizer(const struct rec *r)
 {
-	yajl_val fins = stk_json_arr(r->raw, "metadata", "finalizers", NULL);
-
-	for (size_t i = 0; fins && i < fins->u.array.len; i++)
-		if (YAJL_IS_STRING(fins->u.array.values[i]) &&
-		    !strcmp(fins->u.array.values[i]->u.string, STK_FINALIZER_GITSOURCE))
-			return true;
-	return false;
+	return stk_obj_has_finalizer(r->raw, STK_FINALIZER_GITSOURCE);
 }
 
 /* Removes artifacts beyond the newest `keep` (by mtime), never `current`. */
@@ -382,8 +309,8 @@ static void clear_requested_ref(struct rec *r)
 	const char *body = "{\"metadata\":{\"annotations\":{\"" STK_ANN_REQUESTED_REF "\":null}}}";
 
 	if (req)
-		stk_kube_patch(r->cfg->kube, &SRCCTL_GVR_GITSOURCES, r->ns, r->name,
-			       STK_PATCH_MERGE, body, strlen(body), NULL, NULL, NULL);
+		stk_kube_patch(r->cfg->kube, &STK_GVR_GITSOURCES, r->ns, r->name, STK_PATCH_MERGE,
+			       body, strlen(body), NULL, NULL, NULL);
 }
 
 static int reconcile_source(struct rec *r, uint64_t *requeue, stk_err *err)
@@ -560,7 +487,7 @@ int srcctl_reconcile(const struct srcctl_config *cfg, const char *ns, const char
 	r.name = name;
 	*requeue_after_ms = 0;
 	snprintf(r.dir, sizeof(r.dir), "%s/%s/%s", cfg->storage_path, ns, name);
-	rc = stk_kube_get(cfg->kube, &SRCCTL_GVR_GITSOURCES, ns, name, &r.raw, err);
+	rc = stk_kube_get(cfg->kube, &STK_GVR_GITSOURCES, ns, name, &r.raw, err);
 	if (rc == STK_ENOTFOUND)
 		return 0; /* deleted: the finalizer already removed its artifacts */
 	if (rc)
@@ -579,12 +506,11 @@ int srcctl_reconcile(const struct srcctl_config *cfg, const char *ns, const char
 
 	if (stk_json_str(r.raw, "metadata", "deletionTimestamp", NULL)) {
 		nftw(r.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-		if (cfg->condition)
-			stk_metrics_remove_matching(
-				cfg->condition,
-				(const char *const[]){"GitSource", name, ns, NULL, NULL});
-		if (cfg->artifact_bytes)
-			stk_metrics_remove(cfg->artifact_bytes, (const char *const[]){name, ns});
+		if (cfg->mgr) {
+			stk_metrics_family *extra[] = {cfg->artifact_bytes, cfg->fetch_duration,
+						       NULL};
+			stk_manager_forget(cfg->mgr, ns, name, extra);
+		}
 		rc = has_finalizer(&r) ? patch_finalizers(&r, false, err) : 0;
 		goto out;
 	}

@@ -11,9 +11,8 @@
 
 #include "stk/events.h"
 #include "stk/kube.h"
+#include "stk/manager.h"
 #include "stk/metrics.h"
-
-extern const struct stk_gvr SRCCTL_GVR_GITSOURCES;
 
 struct srcctl_config {
 	stk_kube *kube;
@@ -26,7 +25,7 @@ struct srcctl_config {
 	stk_metrics_family
 		*fetch_duration; /* stoker_source_fetch_duration_seconds{name,namespace} */
 	stk_metrics_family *artifact_bytes; /* stoker_source_artifact_bytes{name,namespace} */
-	stk_metrics_family *condition;	    /* stoker_condition{kind,name,namespace,type,status} */
+	stk_manager *mgr;		    /* publishes stoker_condition; may be NULL */
 };
 
 /*

@@ -64,6 +64,7 @@ struct stk_daemon_opts {
 	int64_t lease_duration_ms;	     /* default 15s */
 	int64_t renew_deadline_ms;	     /* default 10s */
 	int64_t retry_period_ms;	     /* default 2s */
+	const char *lease_namespace;	     /* NULL: the kubeconfig's namespace */
 };
 
 /* Zeroes the set and names the program for messages and --help. */

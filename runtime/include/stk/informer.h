@@ -53,11 +53,18 @@ struct stk_informer_opts {
 	uint64_t backoff_min_ms;  /* default 800 ms */
 	uint64_t backoff_max_ms;  /* default 30 s */
 	bool keep_managed_fields; /* default false: metadata.managedFields is dropped */
+	/*
+	 * Optional: edits each object in place before it is cached (e.g. stk_json_keep to drop
+	 * what the controller never reads, so a large cache stays small). Loop thread. It
+	 * must keep metadata.name, namespace, uid and resourceVersion.
+	 */
+	void (*transform)(yajl_val root, void *arg);
+	void *transform_arg;
 };
 
-#define STK_INFORMER_OPTS_INIT                                  \
-	{                                                       \
-		NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, false \
+#define STK_INFORMER_OPTS_INIT                                              \
+	{                                                                   \
+		NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, false, NULL, NULL \
 	}
 
 /*

@@ -34,6 +34,15 @@ bool stk_json_int(yajl_val v, int64_t *out, ...) __attribute__((sentinel));
 /* Boolean members: false unless the value is true or false. */
 bool stk_json_bool(yajl_val v, bool *out, ...) __attribute__((sentinel));
 
+/*
+ * In-place edits of a parsed tree (e.g. to slim an object before caching it):
+ * stk_json_remove drops member `key` of object `obj` (true if it was there);
+ * stk_json_keep drops every member whose key is not in the NULL-terminated `keep` list.
+ * Both ignore a NULL or non-object `obj`. The caller owns the tree. Any thread.
+ */
+bool stk_json_remove(yajl_val obj, const char *key);
+void stk_json_keep(yajl_val obj, const char *const *keep);
+
 /* Serialises a tree compactly. 0 or STK_ETOOBIG. */
 int stk_json_write(stk_buf *b, yajl_val v);
 

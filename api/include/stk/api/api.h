@@ -9,6 +9,7 @@
 #include "stk/api/codec.h"
 #include "stk/api/conditions.h"
 #include "stk/api/kinds.h"
+#include "stk/api/pod.h"
 #include "stk/api/types.h"
 
 /* The field table of a kind's top-level object. */

@@ -5,6 +5,8 @@
 #ifndef STK_API_KINDS_H
 #define STK_API_KINDS_H
 
+#include "stk/kube.h"
+
 #include <stdbool.h>
 
 #define STK_API_GROUP_SOURCE	   "source.stoker.io"
@@ -70,5 +72,11 @@ const struct stk_api_kind_info *stk_api_kind_lookup(const char *name);
 
 /* "stoker.io/v1alpha1" for a kind; static storage. */
 const char *stk_api_version_of(enum stk_api_kind kind);
+
+/* The REST resources of the four kinds (for stk_kube_* and informers). */
+extern const struct stk_gvr STK_GVR_GITSOURCES;
+extern const struct stk_gvr STK_GVR_SYNCPROFILES;
+extern const struct stk_gvr STK_GVR_STOKERS;
+extern const struct stk_gvr STK_GVR_ALERTS;
 
 #endif

@@ -1,0 +1,99 @@
+/* Helpers over whole objects: finalizers and Secret values. */
+#include <string.h>
+#include <openssl/evp.h>
+
+#include "stk/alloc.h"
+#include "stk/json.h"
+#include "stk/kube.h"
+
+bool stk_obj_has_finalizer(yajl_val obj, const char *finalizer)
+{
+	yajl_val fins = stk_json_arr(obj, "metadata", "finalizers", NULL);
+
+	for (size_t i = 0; fins && i < fins->u.array.len; i++)
+		if (YAJL_IS_STRING(fins->u.array.values[i]) &&
+		    !strcmp(fins->u.array.values[i]->u.string, finalizer))
+			return true;
+	return false;
+}
+
+int stk_kube_patch_finalizer(stk_kube *k, const struct stk_gvr *gvr, yajl_val obj,
+			     const char *finalizer, bool add, stk_err *err)
+{
+	yajl_val fins = stk_json_arr(obj, "metadata", "finalizers", NULL);
+	const char *rv = stk_json_str(obj, "metadata", "resourceVersion", NULL);
+	const char *ns = stk_json_str(obj, "metadata", "namespace", NULL);
+	const char *name = stk_json_str(obj, "metadata", "name", NULL);
+	stk_buf b = STK_BUF_INIT(1 << 16);
+	bool first = true;
+	int rc;
+
+	if (!name)
+		return stk_err_set(err, STK_EINVAL, "object without metadata.name");
+	/* The resourceVersion makes the merge patch conditional: no lost update of the list. */
+	stk_buf_puts(&b, "{\"metadata\":{\"resourceVersion\":");
+	stk_buf_put_json_string(&b, rv ? rv : "", rv ? strlen(rv) : 0);
+	stk_buf_puts(&b, ",\"finalizers\":[");
+	for (size_t i = 0; fins && i < fins->u.array.len; i++) {
+		yajl_val f = fins->u.array.values[i];
+		if (!YAJL_IS_STRING(f) || !strcmp(f->u.string, finalizer))
+			continue;
+		if (!first)
+			stk_buf_putc(&b, ',');
+		stk_buf_put_json_string(&b, f->u.string, strlen(f->u.string));
+		first = false;
+	}
+	if (add) {
+		if (!first)
+			stk_buf_putc(&b, ',');
+		stk_buf_put_json_string(&b, finalizer, strlen(finalizer));
+	}
+	rc = stk_buf_puts(&b, "]}}");
+	if (rc)
+		rc = stk_err_set(err, rc, "finalizer patch too large");
+	else
+		rc = stk_kube_patch(k, gvr, ns ? ns : "", name, STK_PATCH_MERGE, b.ptr, b.len, NULL,
+				    NULL, err);
+	stk_buf_release(&b);
+	return rc;
+}
+
+int stk_kube_secret_value(stk_kube *k, const char *ns, const char *secret, const char *key,
+			  char **out, stk_err *err)
+{
+	yajl_val s = NULL;
+	const char *b64;
+	unsigned char *buf;
+	size_t len;
+	int n, pad = 0, rc;
+
+	*out = NULL;
+	rc = stk_kube_get(k, &STK_GVR_SECRETS, ns, secret, &s, err);
+	if (rc == STK_ENOTFOUND)
+		return stk_err_set(err, STK_ENOTFOUND, "Secret '%s' not found in namespace '%s'",
+				   secret, ns);
+	if (rc)
+		return rc;
+	b64 = stk_json_str(s, "data", key, NULL);
+	if (!b64) {
+		yajl_tree_free(s);
+		return stk_err_set(err, STK_ENOTFOUND, "Secret '%s' has no key '%s'", secret, key);
+	}
+	len = strlen(b64);
+	buf = stk_malloc(len / 4 * 3 + 4);
+	n = len % 4 == 0 ? EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)len) : -1;
+	if (n < 0) {
+		free(buf);
+		yajl_tree_free(s);
+		return stk_err_set(err, STK_EPARSE, "Secret '%s' key '%s' is not base64", secret,
+				   key);
+	}
+	if (len && b64[len - 1] == '=')
+		pad++;
+	if (len > 1 && b64[len - 2] == '=')
+		pad++;
+	buf[n - pad] = '\0';
+	*out = (char *)buf;
+	yajl_tree_free(s);
+	return 0;
+}
