@@ -31,10 +31,10 @@ out=$(k apply -k "$repo/config/crd" 2>&1)
 expect_eq "re-applying config/crd changes nothing" 4 "$(grep -c ' unchanged$' <<<"$out")"
 
 names() { k get crd "$1" -o jsonpath='{.spec.scope} {.spec.versions[*].name} {.spec.names.shortNames} {.spec.names.categories}'; }
-expect_eq "GitSource: namespaced, v1alpha1, gitsrc, category stoker" 'Namespaced v1alpha1 ["gitsrc"] ["stoker"]' "$(names $GS)"
-expect_eq "SyncProfile: namespaced, v1alpha1, sp, category stoker" 'Namespaced v1alpha1 ["sp"] ["stoker"]' "$(names $SP)"
-expect_eq "Stoker: namespaced, v1alpha1, stk, category stoker" 'Namespaced v1alpha1 ["stk"] ["stoker"]' "$(names $STK)"
-expect_eq "Alert: namespaced, v1alpha1, no short name, category stoker" 'Namespaced v1alpha1  ["stoker"]' "$(names $AL)"
+expect_eq "GitSource: namespaced, v1alpha1, gitsrc, category stoker-all" 'Namespaced v1alpha1 ["gitsrc"] ["stoker-all"]' "$(names $GS)"
+expect_eq "SyncProfile: namespaced, v1alpha1, sp, category stoker-all" 'Namespaced v1alpha1 ["sp"] ["stoker-all"]' "$(names $SP)"
+expect_eq "Stoker: namespaced, v1alpha1, stk, category stoker-all" 'Namespaced v1alpha1 ["stk"] ["stoker-all"]' "$(names $STK)"
+expect_eq "Alert: namespaced, v1alpha1, no short name, category stoker-all" 'Namespaced v1alpha1  ["stoker-all"]' "$(names $AL)"
 
 # --- valid samples ---------------------------------------------------------------------
 n=0
