@@ -1,0 +1,38 @@
+/*
+ * The sync-controller (DESIGN.md §3.3, §4, §5): reconciles each Stoker from the
+ * informer caches of Stokers, GitSources, SyncProfiles, gateway Pods and the Stoker
+ * ConfigMaps into its owned GitSource (inline git), the metadata ConfigMap the agents
+ * follow, the status ConfigMap they report into, and Stoker.status.
+ */
+#ifndef SYNCCTL_H
+#define SYNCCTL_H
+
+#include <stdint.h>
+
+#include "stk/flags.h"
+#include "stk/manager.h"
+
+struct syncctl_options {
+	const struct stk_daemon_opts *daemon;
+	const char *identity; /* leader-election identity; NULL: hostname_pid */
+};
+
+struct syncctl {
+	const struct syncctl_options *o;
+	stk_manager *mgr;
+	stk_kube *kube;
+	stk_recorder *recorder;
+	stk_cache *stokers, *sources, *profiles, *pods, *cms;
+	stk_metrics_family *m_gateways; /* stoker_gateways{name,namespace,state} */
+	stk_metrics_family
+		*m_gateway_state; /* stoker_gateway_status{name,namespace,gateway,status} */
+};
+
+/* Reconciles Stoker ns/name (a stk_manager_reconcile_fn). Worker thread. */
+int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *requeue_after_ms,
+		      stk_err *err);
+
+/* Runs the daemon until SIGTERM; returns the exit code. Main thread. */
+int syncctl_run(const struct syncctl_options *o);
+
+#endif
