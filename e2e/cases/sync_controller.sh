@@ -284,6 +284,19 @@ check "profile: DependenciesMet again" wait_for 10 bash -c \
 report ref area Synced "$new"
 expect_cond "fleet synced at the new commit" ref AllGatewaysSynced True SyncSucceeded "3/3 gateways synced"
 
+# --- dry-run diffs reported by agents, aggregated on the profile --------------------------
+k patch configmap stoker-status-ref -n "$E2E_NS" --type merge -p '{"data":{"site-0":"{\"syncStatus\":\"Synced\",\"syncedCommit\":\"'"$new"'\",\"dryRun\":true,\"dryRunDiff\":{\"added\":[\"projects/a.json\"],\"modified\":[\"projects/b.json\"],\"deleted\":[],\"addedCount\":1,\"modifiedCount\":1,\"deletedCount\":0}}","site-1":"{\"syncStatus\":\"Synced\",\"syncedCommit\":\"'"$new"'\",\"dryRun\":true,\"dryRunDiff\":{\"added\":[\"projects/c.json\"],\"modified\":[],\"deleted\":[\"projects/d.json\"],\"addedCount\":1,\"modifiedCount\":0,\"deletedCount\":1}}"}}' >/dev/null
+check "dry-run diff aggregated on the profile" wait_for 10 bash -c \
+	"[ \"\$(k_ get syncprofile/site -n $E2E_NS -o jsonpath='{.status.dryRunDiff.added}/{.status.dryRunDiff.modified}/{.status.dryRunDiff.deleted}')\" = 2/1/1 ]"
+expect_eq "dry-run diff files" "projects/a.json projects/b.json projects/c.json projects/d.json" \
+	"$(get syncprofile/site '{.status.dryRunDiff.files[*]}')"
+report ref site-0 Synced "$new"
+report ref site-1 Synced "$new"
+check "dry-run diff removed when no longer reported" wait_for 10 bash -c \
+	"[ -z \"\$(k_ get syncprofile/site -n $E2E_NS -o jsonpath='{.status.dryRunDiff}')\" ]"
+expect_eq "one MissingSidecar event, not one per reconcile" 1 \
+	"$(k get events -n "$E2E_NS" --field-selector involvedObject.name=ref,reason=MissingSidecar -o jsonpath='{.items[0].count}')"
+
 # --- profile validation and counts ------------------------------------------------------
 apply <<'Y'
 apiVersion: stoker.io/v1alpha1

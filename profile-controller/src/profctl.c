@@ -417,7 +417,12 @@ static int profctl_reconcile(void *arg, const char *ns, const char *name,
 		static const char *const positive[] = {STK_COND_ACCEPTED, STK_COND_DEPENDENCIES_MET,
 						       NULL};
 		struct stk_conditions_summary_opts so = STK_CONDITIONS_SUMMARY_OPTS_INIT;
+		char ready_msg[96];
+		snprintf(ready_msg, sizeof(ready_msg), "accepted; %lld gateway%s",
+			 (long long)r.sp.status.gateway_count.v,
+			 r.sp.status.gateway_count.v == 1 ? "" : "s");
 		so.positive = reason ? (const char *const[]){STK_COND_ACCEPTED, NULL} : positive;
+		so.success_message = ready_msg;
 		stk_conditions_mark_idle(&r.conds);
 		stk_conditions_summarize_ready(&r.conds, &so, r.generation, NULL, NULL);
 	}
