@@ -131,6 +131,17 @@ expect_cond "API-key Secret missing: Ready" ref Ready False SecretNotFound "Secr
 k create secret generic gw-key -n "$E2E_NS" --from-literal=apiKey=secret >/dev/null
 expect_cond "Secret created: Ready follows the missing source" ref Ready False SourceNotFound
 
+apply <<Y
+apiVersion: stoker.io/v1alpha1
+kind: Stoker
+metadata: {name: authless}
+spec:
+  git: {repo: "$GIT_HTTP_URL/site.git", ref: main, auth: {token: {secretRef: {name: git-token, key: token}}}}
+Y
+expect_cond "inline git auth Secret missing: Ready" authless Ready False SecretNotFound \
+	"git token: Secret 'git-token' not found in namespace '$E2E_NS'"
+k delete stokers authless -n "$E2E_NS" --wait=false >/dev/null
+
 # --- sourceRef and inline git ----------------------------------------------------------
 apply <<Y
 apiVersion: source.stoker.io/v1alpha1
