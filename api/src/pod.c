@@ -15,6 +15,21 @@ static void slim_containers(yajl_val list)
 		stk_json_keep(list->u.array.values[i], keep);
 }
 
+/* Drops the members of `obj` whose key does not start with `prefix`. */
+static void keep_prefixed(yajl_val obj, const char *prefix)
+{
+	size_t n = strlen(prefix), i = 0;
+
+	if (!obj || !YAJL_IS_OBJECT(obj))
+		return;
+	while (i < obj->u.object.len) {
+		if (!strncmp(obj->u.object.keys[i], prefix, n))
+			i++;
+		else
+			stk_json_remove(obj, obj->u.object.keys[i]);
+	}
+}
+
 void stk_api_pod_slim(yajl_val pod, void *arg)
 {
 	static const char *const top[] = {"apiVersion", "kind", "metadata", "spec", "status", NULL};
@@ -24,6 +39,7 @@ void stk_api_pod_slim(yajl_val pod, void *arg)
 		NULL};
 	static const char *const spec[] = {"containers", "initContainers", NULL};
 	static const char *const status[] = {"phase", NULL};
+	static const char *const labels[] = {STK_LABEL_APP_NAME, NULL};
 	yajl_val s;
 
 	(void)arg;
@@ -34,6 +50,8 @@ void stk_api_pod_slim(yajl_val pod, void *arg)
 	slim_containers(stk_json_arr(s, "containers", NULL));
 	slim_containers(stk_json_arr(s, "initContainers", NULL));
 	stk_json_keep(stk_json_obj(pod, "status", NULL), status);
+	stk_json_keep(stk_json_obj(pod, "metadata", "labels", NULL), labels);
+	keep_prefixed(stk_json_obj(pod, "metadata", "annotations", NULL), "stoker.io/");
 }
 
 const char *stk_api_pod_annotation(yajl_val pod, const char *key)

@@ -28,25 +28,28 @@ common=(--kubeconfig "$KUBECONFIG" --watch-namespaces "$E2E_NS" --log-level debu
 elect=(--leader-elect=true --leader-election-namespace "$E2E_NS" --leader-elect-lease-duration 4s
 	--leader-elect-renew-deadline 3s --leader-elect-retry-period 1s)
 pids=()
-start() { # name log args...
+started=
+start() { # name log args... ; sets $started to the new process's pid
 	local name=$1 log=$2
 	shift 2
 	"$bindir/$name" "${common[@]}" "$@" >>"$E2E_WORK/$log.log" 2>&1 &
-	pids+=($!)
-	echo $!
+	started=$!
+	pids+=("$started")
 }
 on_exit 'kill ${pids[@]}'
 art_port=$(free_port)
 start source-controller source --leader-elect=false --storage-path "$E2E_WORK/storage" \
 	--artifact-bind-address "127.0.0.1:$art_port" --artifact-base-url "http://127.0.0.1:$art_port" \
-	--health-probe-bind-address "127.0.0.1:$(free_port)" --metrics-bind-address "127.0.0.1:$(free_port)" >/dev/null
+	--health-probe-bind-address "127.0.0.1:$(free_port)" --metrics-bind-address "127.0.0.1:$(free_port)"
 start profile-controller profile "${elect[@]}" --health-probe-bind-address "127.0.0.1:$(free_port)" \
-	--metrics-bind-address "127.0.0.1:$(free_port)" >/dev/null
+	--metrics-bind-address "127.0.0.1:$(free_port)"
 sa_metrics=$(free_port) sb_metrics=$(free_port)
-sa=$(start sync-controller sync-a "${elect[@]}" --health-probe-bind-address "127.0.0.1:$(free_port)" \
-	--metrics-bind-address "127.0.0.1:$sa_metrics")
-sb=$(start sync-controller sync-b "${elect[@]}" --health-probe-bind-address "127.0.0.1:$(free_port)" \
-	--metrics-bind-address "127.0.0.1:$sb_metrics")
+start sync-controller sync-a "${elect[@]}" --health-probe-bind-address "127.0.0.1:$(free_port)" \
+	--metrics-bind-address "127.0.0.1:$sa_metrics"
+sa=$started
+start sync-controller sync-b "${elect[@]}" --health-probe-bind-address "127.0.0.1:$(free_port)" \
+	--metrics-bind-address "127.0.0.1:$sb_metrics"
+sb=$started
 
 leader_of() { curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null | grep -q '^stoker_leader{daemon="sync-controller"} 1'; }
 if wait_for 30 bash -c "curl -fsS http://127.0.0.1:$sa_metrics/metrics | grep -q '^stoker_leader.* 1' || curl -fsS http://127.0.0.1:$sb_metrics/metrics | grep -q '^stoker_leader.* 1'"; then
@@ -111,9 +114,14 @@ report() { # stoker gateway status commit [ref]
 }
 # Watches one field of one object, writing "<epoch ms> <value>" per change to FILE.
 watch_field() { # file object jsonpath
-	k get "$2" -n "$E2E_NS" --watch -o jsonpath="$3{\"\\n\"}" 2>/dev/null |
-		while IFS= read -r line; do echo "$(date +%s%3N) $line"; done >"$1" &
+	{
+		"$STOKER_KUBECTL" get "$2" -n "$E2E_NS" --watch -o jsonpath="$3{\"\\n\"}" 2>/dev/null &
+		echo $! >"$1.pid"
+		wait
+	} | while IFS= read -r line; do echo "$(date +%s%3N) $line"; done >"$1" &
 	pids+=($!)
+	wait_for 5 test -s "$1.pid"
+	pids+=("$(cat "$1.pid")")
 }
 first_ms() { awk -v v="$2" '$2 == v { print $1; exit }' "$1"; }
 

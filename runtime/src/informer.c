@@ -612,14 +612,19 @@ static void inf_apply_snapshot(stk_informer *inf)
 }
 
 /*
- * Drops metadata.managedFields (server-side apply bookkeeping that no controller reads
- * and that is often the largest part of a small object; controller-runtime strips it
- * from its caches for the same reason), then applies the caller's transform.
+ * Drops metadata.managedFields and kubectl's last-applied-configuration annotation
+ * (apply bookkeeping that no controller reads and that is often the largest part of a
+ * small object; controller-runtime strips managedFields from its caches for the same
+ * reason), then applies the caller's transform.
  */
 static void obj_slim(stk_informer *inf, yajl_val root)
 {
-	if (!inf->opts.keep_managed_fields)
+	if (!inf->opts.keep_managed_fields) {
 		stk_json_remove(stk_json_obj(root, "metadata", NULL), "managedFields");
+		/* kubectl apply's copy of the whole object: as large, and as unread. */
+		stk_json_remove(stk_json_obj(root, "metadata", "annotations", NULL),
+				"kubectl.kubernetes.io/last-applied-configuration");
+	}
 	if (inf->opts.transform)
 		inf->opts.transform(root, inf->opts.transform_arg);
 }
@@ -691,11 +696,13 @@ static void inf_list_done(CURL *easy, CURLcode result, void *arg)
 	if (!inf->cont)
 		inf_set_rv(inf, rv);
 	yajl_tree_free(page);
-	stk_buf_reset(&inf->body);
 	if (inf->cont) {
+		stk_buf_reset(&inf->body); /* the next page reuses the room */
 		inf_list_request(inf);
 		return;
 	}
+	/* A list page can be megabytes; watches need none of it. */
+	stk_buf_release(&inf->body);
 	inf_apply_snapshot(inf);
 	INF_STAT(inf, lists);
 	if (atomic_exchange(&inf->synced, true))

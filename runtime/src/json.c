@@ -222,3 +222,23 @@ void stk_json_keep(yajl_val obj, const char *const *keep)
 		obj->u.object.len--;
 	}
 }
+
+int stk_json_set_string(yajl_val obj, const char *key, const char *value)
+{
+	yajl_val v;
+	size_t n;
+
+	if (!obj || !YAJL_IS_OBJECT(obj))
+		return STK_EINVAL;
+	stk_json_remove(obj, key);
+	n = obj->u.object.len;
+	v = stk_calloc(1, sizeof(*v));
+	v->type = yajl_t_string;
+	v->u.string = stk_strdup(value);
+	obj->u.object.keys = stk_reallocarray((void *)obj->u.object.keys, n + 1, sizeof(char *));
+	obj->u.object.values = stk_reallocarray(obj->u.object.values, n + 1, sizeof(yajl_val));
+	obj->u.object.keys[n] = stk_strdup(key);
+	obj->u.object.values[n] = v;
+	obj->u.object.len = n + 1;
+	return 0;
+}

@@ -1,6 +1,9 @@
 #include "stk/manager.h"
 
 #include <stdatomic.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +45,12 @@ struct stk_manager {
 	stk_http_server *health_srv, *metrics_srv;
 	stk_health *health;
 	stk_lease *lease;
+	uv_timer_t start_timer; /* waits for the caches before the workers start */
+	bool timer_open, workers_started;
 	char host[128];
 	atomic_bool leading;
 	atomic_bool lost;
+	atomic_uint_fast64_t last_trim_ms;
 	bool ran;
 };
 
@@ -145,6 +151,8 @@ int stk_manager_cache(stk_manager *m, const struct stk_informer_opts *io,
 	for (size_t i = 0; i < n; i++) {
 		struct stk_informer_opts o = *io;
 		o.ns = nss->len ? nss->items[i] : NULL;
+		if (!o.page_size)
+			o.page_size = 100; /* smaller pages: a lower memory peak while listing */
 		rc = stk_informer_new(&c->inf[c->n], m->loop, m->curlm, m->kube, &o, err);
 		if (rc)
 			return rc;
@@ -180,6 +188,25 @@ void stk_manager_enqueue_after(stk_manager *m, const char *ns, const char *name,
 		stk_workqueue_add(m->wq, key);
 }
 
+/*
+ * Once a burst of reconciles is over (the queue ran empty), hands the memory the workers
+ * freed back to the system, at most every 5 s: without it each worker's malloc arena
+ * keeps its high-water mark for good.
+ */
+static void mgr_trim(stk_manager *m)
+{
+#ifdef __GLIBC__
+	uint_fast64_t now = stk_now_ms(), last = atomic_load(&m->last_trim_ms);
+
+	if (stk_workqueue_len(m->wq) || now - last < 5000 ||
+	    !atomic_compare_exchange_strong(&m->last_trim_ms, &last, now))
+		return;
+	malloc_trim(0);
+#else
+	(void)m;
+#endif
+}
+
 static int mgr_reconcile_key(const char *key, void *arg, uint64_t *requeue_after_ms)
 {
 	stk_manager *m = arg;
@@ -206,6 +233,7 @@ static int mgr_reconcile_key(const char *key, void *arg, uint64_t *requeue_after
 	stk_metrics_inc(m->m_total, labels);
 	if (rc)
 		stk_log_warn("reconcile failed", "object", key, "error", err.message, NULL);
+	mgr_trim(m);
 	return rc;
 }
 
@@ -267,16 +295,53 @@ static bool check_lease(void *arg, stk_buf *msg)
 
 /* ---- leadership ---------------------------------------------------------------------- */
 
-static void start_workers(void *arg)
+static void on_start_timer(uv_timer_t *t);
+
+static bool caches_synced(stk_manager *m)
 {
-	stk_manager *m = arg;
+	for (size_t i = 0; i < m->ncaches; i++)
+		if (!stk_cache_synced(&m->caches[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Starts the workers once every cache holds its first list: a reconcile that ran
+ * earlier would see a partial world (a Stoker without its GitSource or pods) and write
+ * a wrong status or ConfigMap before correcting it. Loop thread.
+ */
+static void try_start_workers(stk_manager *m)
+{
 	stk_err err = STK_ERR_INIT;
 	const char *labels[] = {m->name};
 
+	if (m->workers_started || stk_loop_stopping(m->loop))
+		return;
+	if (!caches_synced(m)) {
+		if (!uv_is_active((uv_handle_t *)&m->start_timer))
+			uv_timer_start(&m->start_timer, on_start_timer, 10, 10);
+		return;
+	}
+	uv_timer_stop(&m->start_timer);
+	m->workers_started = true;
+#ifdef __GLIBC__
+	/* The initial lists' pages are freed by now; give their room back to the system. */
+	malloc_trim(0);
+#endif
 	if (stk_workqueue_start(m->wq, &err))
 		stk_log_error("cannot start workers", "error", err.message, NULL);
 	stk_metrics_set(m->m_leader, labels, 1);
-	stk_log_info("reconciling", "kind", m->kind, NULL);
+	stk_log_info("caches synced; reconciling", "kind", m->kind, NULL);
+}
+
+static void on_start_timer(uv_timer_t *t)
+{
+	try_start_workers(t->data);
+}
+
+static void start_workers(void *arg)
+{
+	try_start_workers(arg);
 }
 
 static void on_started(void *arg)
@@ -310,6 +375,11 @@ static void shutdown_controller(void *arg)
 	stk_manager *m = arg;
 
 	stk_health_set_shutting_down(m->health);
+	if (m->timer_open) {
+		uv_timer_stop(&m->start_timer);
+		uv_close((uv_handle_t *)&m->start_timer, NULL);
+		m->timer_open = false;
+	}
 	for (size_t i = 0; i < m->ncaches; i++)
 		for (size_t j = 0; j < m->caches[i].n; j++)
 			stk_informer_stop(m->caches[i].inf[j]);
@@ -362,6 +432,9 @@ static int mgr_setup(stk_manager **out, const struct stk_manager_opts *opts, stk
 		rc = stk_curlm_new(&m->curlm, m->loop, err);
 	if (rc)
 		return rc;
+	uv_timer_init(stk_loop_uv(m->loop), &m->start_timer);
+	m->start_timer.data = m;
+	m->timer_open = true;
 
 	m->metrics = stk_metrics_new();
 	m->m_duration = stk_metrics_histogram(m->metrics, "stoker_reconcile_duration_seconds",

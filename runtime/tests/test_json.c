@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -66,12 +67,50 @@ static void test_json__write_round_trips(void **state)
 	stk_buf_release(&b);
 }
 
+static char *write_str(yajl_val v)
+{
+	stk_buf b = STK_BUF_INIT(1 << 16);
+
+	assert_int_equal(stk_json_write(&b, v), 0);
+	return stk_buf_detach(&b, NULL);
+}
+
+static void test_json__edit_in_place(void **state)
+{
+	static const char in[] = "{\"a\":1,\"b\":{\"x\":[1,2]},\"c\":\"s\",\"d\":null}";
+	static const char *const keep[] = {"a", "c", "zz", NULL};
+	yajl_val v;
+	char *out;
+
+	(void)state;
+	assert_int_equal(stk_json_parse(&v, in, strlen(in), 1 << 16, NULL), 0);
+	assert_true(stk_json_remove(v, "b"));
+	assert_false(stk_json_remove(v, "b"));
+	assert_false(stk_json_remove(NULL, "b"));
+	stk_json_keep(v, keep);
+	out = write_str(v);
+	assert_string_equal(out, "{\"a\":1,\"c\":\"s\"}");
+	free(out);
+	assert_int_equal(stk_json_set_string(v, "a", "one"), 0);
+	assert_int_equal(stk_json_set_string(v, "new", "v\"q"), 0);
+	out = write_str(v);
+	assert_string_equal(out, "{\"c\":\"s\",\"a\":\"one\",\"new\":\"v\\\"q\"}");
+	free(out);
+	assert_int_equal(stk_json_set_string(stk_json_get(v, "c", NULL), "k", "v"), STK_EINVAL);
+	stk_json_keep(v, (const char *const[]){NULL});
+	out = write_str(v);
+	assert_string_equal(out, "{}");
+	free(out);
+	yajl_tree_free(v); /* valgrind twin: nothing leaks, nothing freed twice */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json__parse_and_lookup),
 		cmocka_unit_test(test_json__errors),
 		cmocka_unit_test(test_json__write_round_trips),
+		cmocka_unit_test(test_json__edit_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -172,11 +172,13 @@ static int setup(struct syncctl *c, stk_err *err)
 
 	io.gvr = &STK_GVR_STOKERS;
 	io.resync_ms = 10 * 60 * 1000;
+	io.transform = syncctl_stoker_slim;
 	rc = stk_manager_cache(c->mgr, &io,
 			       &(struct stk_informer_handler){on_stoker_add, on_stoker_update,
 							      on_stoker_delete, c},
 			       &c->stokers, err);
 	io.resync_ms = 0;
+	io.transform = NULL;
 	io.gvr = &STK_GVR_GITSOURCES;
 	if (!rc)
 		rc = stk_manager_cache(

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "fleet.h"
 #include "stk/alloc.h"
@@ -780,6 +781,60 @@ static int ensure_status_cm(struct rec *r, stk_obj *status_cm, stk_err *err)
 	return rc == STK_EEXIST ? 0 : rc;
 }
 
+/* ---- the cached Stoker ------------------------------------------------------------------ */
+
+/*
+ * Cached Stokers do not keep status.discoveredGateways (the bulk of a large fleet's
+ * status): syncctl_stoker_slim replaces it with two members no API type has, the digest
+ * of its canonical encoding and the list of its pods, which is all a reconcile needs to
+ * skip an unchanged status and to notice a changed set of pods.
+ */
+#define SYNCCTL_DIGEST_MEMBER "stoker.io/gatewaysDigest"
+#define SYNCCTL_PODS_MEMBER   "stoker.io/gatewayPods"
+
+/* Digest (hex sha256) and comma-joined pod names of a discovered-gateway list. */
+static void gateways_digest(const struct stk_api_objects *gws, char hex[65], stk_buf *pods)
+{
+	const struct stk_discovered_gateway *g = gws->items;
+	struct stk_stoker_status shell;
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	stk_buf b = STK_BUF_INIT(1 << 23);
+
+	memset(&shell, 0, sizeof(shell));
+	shell.present = true;
+	shell.discovered_gateways = *gws;
+	stk_api_encode(&stk_api_stoker_status_type, &shell, &b);
+	EVP_Digest(b.ptr ? b.ptr : "", b.len, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned int i = 0; i < mdlen && i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	hex[64] = '\0';
+	stk_buf_release(&b);
+	for (size_t i = 0; pods && i < gws->len; i++)
+		stk_buf_printf(pods, "%s%s", i ? "," : "", g[i].pod_name ? g[i].pod_name : "");
+}
+
+void syncctl_stoker_slim(yajl_val root, void *arg)
+{
+	yajl_val st = stk_json_obj(root, "status", NULL);
+	struct stk_stoker_status status;
+	stk_buf pods = STK_BUF_INIT(1 << 20);
+	char hex[65];
+
+	(void)arg;
+	if (!stk_json_get(st, "discoveredGateways", NULL))
+		return;
+	memset(&status, 0, sizeof(status));
+	if (stk_api_decode(&stk_api_stoker_status_type, &status, st, "status", NULL) == 0) {
+		gateways_digest(&status.discovered_gateways, hex, &pods);
+		stk_json_set_string(st, SYNCCTL_DIGEST_MEMBER, hex);
+		stk_json_set_string(st, SYNCCTL_PODS_MEMBER, pods.ptr ? pods.ptr : "");
+	}
+	stk_api_release(&stk_api_stoker_status_type, &status);
+	stk_buf_release(&pods);
+	stk_json_remove(st, "discoveredGateways");
+}
+
 /* ---- status ------------------------------------------------------------------------- */
 
 static void fill_status(struct rec *r)
@@ -877,17 +932,28 @@ static int patch_status(struct rec *r, stk_err *err)
 	stk_buf b = STK_BUF_INIT(1 << 23);
 	int rc;
 
+	struct stk_api_objects gws = r->stk.status.discovered_gateways;
+	char hex[65];
+
 	stk_manager_publish_conditions(r->c->mgr, r->ns, r->name, &r->conds);
+	/* Unchanged: the rest of the status encodes the same and the gateways' digest too. */
+	memset(&r->stk.status.discovered_gateways, 0, sizeof(gws));
+	stk_buf_puts(&b, "{\"status\":");
+	stk_api_encode(&stk_api_stoker_status_type, &r->stk.status, &b);
+	r->stk.status.discovered_gateways = gws;
+	gateways_digest(&gws, hex, NULL);
+	stk_buf_printf(&b, "}%s", hex);
+	if (r->orig_status && !strcmp(r->orig_status, b.ptr)) {
+		stk_buf_release(&b);
+		return 0;
+	}
+	stk_buf_reset(&b);
 	stk_buf_puts(&b, "{\"status\":");
 	stk_api_encode(&stk_api_stoker_status_type, &r->stk.status, &b);
 	rc = stk_buf_putc(&b, '}');
 	if (rc) {
 		stk_buf_release(&b);
 		return stk_err_set(err, rc, "status too large");
-	}
-	if (r->orig_status && !strcmp(r->orig_status, b.ptr)) {
-		stk_buf_release(&b);
-		return 0;
 	}
 	po.subresource = "status";
 	rc = stk_kube_patch(r->c->kube, &STK_GVR_STOKERS, r->ns, r->name, STK_PATCH_MERGE, b.ptr,
@@ -905,19 +971,19 @@ static bool had_reason(const struct stk_conditions *set, const char *type, const
 	return c && str_eq(c->reason, reason);
 }
 
-static bool gateways_changed(const struct rec *r, const struct stk_api_objects *old)
+static bool gateways_changed(const struct rec *r, const char *old_pods)
 {
-	const struct stk_discovered_gateway *o = old->items;
+	stk_buf now = STK_BUF_INIT(1 << 20);
+	bool changed;
 
-	if (old->len != r->fleet.ngws)
-		return true;
-	for (size_t i = 0; i < old->len; i++)
-		if (!str_eq(o[i].pod_name, r->fleet.gws[i].pod))
-			return true;
-	return false;
+	for (size_t i = 0; i < r->fleet.ngws; i++)
+		stk_buf_printf(&now, "%s%s", i ? "," : "", r->fleet.gws[i].pod);
+	changed = strcmp(old_pods ? old_pods : "", now.ptr ? now.ptr : "");
+	stk_buf_release(&now);
+	return changed;
 }
 
-static void emit_events(struct rec *r, const struct stk_api_objects *old_gws)
+static void emit_events(struct rec *r, const char *old_pods)
 {
 	const struct syncctl_fleet *f = &r->fleet;
 	bool was_paused = had_reason(&r->old_conds, STK_COND_READY, STK_REASON_PAUSED);
@@ -928,7 +994,7 @@ static void emit_events(struct rec *r, const struct stk_api_objects *old_gws)
 		      "Stoker paused: agents keep their files until it is resumed");
 	else if (!r->paused && was_paused)
 		event(r, STK_EVENT_NORMAL, STK_EVENT_RESUMED, "Stoker resumed");
-	if (gateways_changed(r, old_gws) && f->ngws) {
+	if (gateways_changed(r, old_pods) && f->ngws) {
 		stk_buf_printf(&msg, "%zu gateway%s discovered:", f->ngws, f->ngws == 1 ? "" : "s");
 		for (size_t i = 0; i < f->ngws && i < 20; i++)
 			stk_buf_printf(&msg, "%s %s (pod %s)", i ? "," : "", f->gws[i].name,
@@ -1068,12 +1134,11 @@ int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *req
 	struct rec r;
 	stk_obj *meta = NULL, *status_cm = NULL;
 	char cmname[SYNCCTL_MAX_NAME + 32];
-	struct stk_api_objects old_gws;
+	const char *old_pods = NULL;
 	stk_err e = STK_ERR_INIT;
 	int rc = 0;
 
 	memset(&r, 0, sizeof(r));
-	memset(&old_gws, 0, sizeof(old_gws));
 	r.c = c;
 	r.ns = ns;
 	r.name = name;
@@ -1090,15 +1155,16 @@ int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *req
 		stk_conditions_copy(&r.old_conds, &r.stk.status.conditions.set);
 	}
 	{
+		/* The cached status has no discoveredGateways, only their digest. */
+		const char *digest =
+			stk_json_str(r.obj->root, "status", SYNCCTL_DIGEST_MEMBER, NULL);
 		stk_buf b = STK_BUF_INIT(1 << 23);
 		stk_buf_puts(&b, "{\"status\":");
 		stk_api_encode(&stk_api_stoker_status_type, &r.stk.status, &b);
-		stk_buf_putc(&b, '}');
+		stk_buf_printf(&b, "}%s", digest ? digest : "");
 		r.orig_status = stk_buf_detach(&b, NULL);
+		old_pods = stk_json_str(r.obj->root, "status", SYNCCTL_PODS_MEMBER, NULL);
 	}
-	/* Keep the old gateway list for the event comparison (moved out of the status). */
-	old_gws = r.stk.status.discovered_gateways;
-	memset(&r.stk.status.discovered_gateways, 0, sizeof(old_gws));
 	if (!stk_conditions_get(&r.conds, STK_COND_READY))
 		set_cond(&r, STK_COND_READY, STK_CONDITION_UNKNOWN, STK_REASON_PROGRESSING,
 			 "reconciliation in progress");
@@ -1168,7 +1234,7 @@ int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *req
 	rc = patch_status(&r, err);
 	if (rc)
 		goto out;
-	emit_events(&r, &old_gws);
+	emit_events(&r, old_pods);
 	publish_metrics(&r);
 	*requeue_after_ms = r.secret_msg.len ? SYNCCTL_SECRET_RETRY_MS : poll_interval_ms(&r);
 	goto out;
@@ -1181,12 +1247,7 @@ fail:
 		 err->message);
 	fill_status(&r);
 	patch_status(&r, &e);
-out : {
-	struct stk_stoker_status shell; /* releases the moved-out gateway list */
-	memset(&shell, 0, sizeof(shell));
-	shell.discovered_gateways = old_gws;
-	stk_api_release(&stk_api_stoker_status_type, &shell);
-}
+out:
 	stk_obj_unref(meta);
 	stk_obj_unref(status_cm);
 	rec_release(&r);

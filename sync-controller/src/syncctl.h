@@ -32,6 +32,12 @@ struct syncctl {
 int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *requeue_after_ms,
 		      stk_err *err);
 
+/*
+ * The transform of the Stoker cache: replaces status.discoveredGateways by its digest and
+ * pod list (see reconcile.c). Loop thread.
+ */
+void syncctl_stoker_slim(yajl_val root, void *arg);
+
 /* Runs the daemon until SIGTERM; returns the exit code. Main thread. */
 int syncctl_run(const struct syncctl_options *o);
 

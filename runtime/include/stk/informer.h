@@ -52,7 +52,8 @@ struct stk_informer_opts {
 	int64_t page_size;	  /* list page size; default 500 */
 	uint64_t backoff_min_ms;  /* default 800 ms */
 	uint64_t backoff_max_ms;  /* default 30 s */
-	bool keep_managed_fields; /* default false: metadata.managedFields is dropped */
+	bool keep_managed_fields; /* default false: metadata.managedFields and the annotation
+				     kubectl.kubernetes.io/last-applied-configuration are dropped */
 	/*
 	 * Optional: edits each object in place before it is cached (e.g. stk_json_keep to drop
 	 * what the controller never reads, so a large cache stays small). Loop thread. It

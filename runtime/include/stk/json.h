@@ -42,6 +42,9 @@ bool stk_json_bool(yajl_val v, bool *out, ...) __attribute__((sentinel));
  */
 bool stk_json_remove(yajl_val obj, const char *key);
 void stk_json_keep(yajl_val obj, const char *const *keep);
+/* Sets member `key` of object `obj` to a copy of string `value` (replacing it). 0, or
+ * STK_EINVAL when `obj` is not an object. */
+int stk_json_set_string(yajl_val obj, const char *key, const char *value);
 
 /* Serialises a tree compactly. 0 or STK_ETOOBIG. */
 int stk_json_write(stk_buf *b, yajl_val v);

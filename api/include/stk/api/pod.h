@@ -12,8 +12,9 @@
 
 /*
  * An informer transform (struct stk_informer_opts.transform): keeps metadata name,
- * namespace, uid, resourceVersion, generation, labels, annotations, deletionTimestamp;
- * the names of spec.containers and spec.initContainers; status.phase. `arg` is unused.
+ * namespace, uid, resourceVersion, generation, deletionTimestamp, the label
+ * app.kubernetes.io/name and the stoker.io/ annotations; the names of spec.containers and
+ * spec.initContainers; status.phase. `arg` is unused.
  */
 void stk_api_pod_slim(yajl_val pod, void *arg);
 
