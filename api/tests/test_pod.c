@@ -24,7 +24,8 @@ static void test_pod__slim_keeps_what_controllers_read(void **state)
 		"\"labels\":{\"app.kubernetes.io/name\":\"site\",\"team\":\"x\"},"
 		"\"annotations\":{\"stoker.io/cr-name\":\"plant\",\"other/ann\":\"big\"},"
 		"\"ownerReferences\":[{\"kind\":\"StatefulSet\"}]},"
-		"\"spec\":{\"initContainers\":[{\"name\":\"stoker-agent\",\"image\":\"a\",\"env\":[]}],"
+		"\"spec\":{\"initContainers\":[{\"name\":\"stoker-agent\",\"image\":\"a\",\"env\":["
+		"]}],"
 		"\"containers\":[{\"name\":\"gateway\",\"image\":\"ignition\"}],\"volumes\":[]},"
 		"\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.1\",\"conditions\":[]}}");
 	stk_buf b = STK_BUF_INIT(1 << 16);
@@ -33,12 +34,13 @@ static void test_pod__slim_keeps_what_controllers_read(void **state)
 	stk_api_pod_slim(v, NULL);
 	stk_json_write(&b, v);
 	assert_string_equal(
-		b.ptr, "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"gw-0\","
-		       "\"namespace\":\"site1\",\"uid\":\"u\",\"resourceVersion\":\"7\","
-		       "\"generation\":1,\"labels\":{\"app.kubernetes.io/name\":\"site\"},"
-		       "\"annotations\":{\"stoker.io/cr-name\":\"plant\"}},"
-		       "\"spec\":{\"initContainers\":[{\"name\":\"stoker-agent\"}],"
-		       "\"containers\":[{\"name\":\"gateway\"}]},\"status\":{\"phase\":\"Running\"}}");
+		b.ptr,
+		"{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"gw-0\","
+		"\"namespace\":\"site1\",\"uid\":\"u\",\"resourceVersion\":\"7\","
+		"\"generation\":1,\"labels\":{\"app.kubernetes.io/name\":\"site\"},"
+		"\"annotations\":{\"stoker.io/cr-name\":\"plant\"}},"
+		"\"spec\":{\"initContainers\":[{\"name\":\"stoker-agent\"}],"
+		"\"containers\":[{\"name\":\"gateway\"}]},\"status\":{\"phase\":\"Running\"}}");
 	assert_true(stk_api_pod_has_agent(v));
 	assert_true(stk_api_pod_running(v));
 	assert_true(stk_api_pod_alive(v));

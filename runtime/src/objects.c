@@ -1,10 +1,10 @@
-/* Helpers over whole objects: finalizers and Secret values. */
+#include "stk/objects.h"
+
 #include <string.h>
 #include <openssl/evp.h>
 
 #include "stk/alloc.h"
 #include "stk/json.h"
-#include "stk/kube.h"
 
 bool stk_obj_has_finalizer(yajl_val obj, const char *finalizer)
 {

@@ -21,6 +21,7 @@
 #include "stk/api/api.h"
 #include "stk/json.h"
 #include "stk/loop.h"
+#include "stk/objects.h"
 #include "stk/parse.h"
 
 /* Everything one reconcile holds; released at the end. */

@@ -9,6 +9,7 @@
 #include "stk/api/api.h"
 #include "stk/json.h"
 #include "stk/log.h"
+#include "stk/objects.h"
 #include "stk/parse.h"
 #include "syncctl.h"
 

@@ -203,26 +203,4 @@ void stk_kube_token_expired(stk_kube *k);
 /* Translates a libcurl result into an STK code and message. */
 int stk_kube_curl_err(CURLcode rc, const char *errbuf, stk_err *err);
 
-/* ---- object helpers ---------------------------------------------------------------- */
-
-/* True when metadata.finalizers of `obj` holds `finalizer`. Any thread. */
-bool stk_obj_has_finalizer(yajl_val obj, const char *finalizer);
-
-/*
- * Adds or removes `finalizer` on the object `obj` (as read: its namespace, name and
- * resourceVersion are used) with a merge patch that keeps the other finalizers and fails
- * with STK_ECONFLICT when the object changed since it was read. Blocking; any thread.
- */
-int stk_kube_patch_finalizer(stk_kube *k, const struct stk_gvr *gvr, yajl_val obj,
-			     const char *finalizer, bool add, stk_err *err);
-
-/*
- * Reads key `key` of Secret ns/secret, base64-decoded and NUL-terminated, into *out (the
- * caller wipes and frees it). STK_ENOTFOUND with "Secret 'x' not found in namespace 'y'"
- * or "Secret 'x' has no key 'k'", STK_EPARSE for bad base64, or the client's error.
- * Blocking; any thread.
- */
-int stk_kube_secret_value(stk_kube *k, const char *ns, const char *secret, const char *key,
-			  char **out, stk_err *err);
-
 #endif
