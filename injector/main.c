@@ -1,12 +1,15 @@
 /* injector: the mutating admission webhook that adds the stoker-agent sidecar. */
+#include "injector.h"
 #include "stk/daemon.h"
+#include "stk/version.h"
 
 int main(int argc, char **argv)
 {
 	struct stk_flagset fs;
 	struct stk_daemon_opts o;
 	const char *webhook_addr = ":9443", *cert_file = NULL, *key_file = NULL;
-	const char *webhook_config = NULL;
+	const char *webhook_config = NULL, *tls_secret = NULL;
+	const char *agent_image = "ghcr.io/stoker/agent:" STK_VERSION;
 	struct stk_strlist dns_names = {NULL, 0};
 	int rc;
 
@@ -32,6 +35,16 @@ int main(int argc, char **argv)
 						"DNS names and IP addresses of the self-managed "
 						"serving certificate",
 						0, 0});
+	stk_flagset_add(&fs, &(struct stk_flag){"tls-secret-name", STK_FLAG_STRING, &tls_secret,
+						"<webhook-config-name>-tls",
+						"Secret holding the self-managed CA and serving "
+						"certificate, shared by the replicas",
+						0, 0});
+	stk_flagset_add(&fs, &(struct stk_flag){"agent-image", STK_FLAG_STRING, &agent_image,
+						"ghcr.io/stoker/agent:" STK_VERSION,
+						"agent image when neither the pod nor its Stoker "
+						"names one",
+						0, 0});
 	rc = stk_daemon_parse(&fs, &o.log_level, argc, argv);
 	if (rc < 0 && (!cert_file) != (!key_file))
 		rc = stk_daemon_usage_error(&fs, "--tls-cert-file and --tls-key-file go together");
@@ -40,8 +53,12 @@ int main(int argc, char **argv)
 						 "--webhook-config-name for self-managed TLS");
 	if (rc < 0 && !cert_file && dns_names.len == 0)
 		rc = stk_daemon_usage_error(&fs, "self-managed TLS needs --cert-dns-names");
-	if (rc < 0)
-		rc = stk_daemon_unavailable(&fs, "admission handler");
+	if (rc < 0) {
+		struct injector_options io = {&o,	  webhook_addr,	  cert_file,
+					      key_file,	  webhook_config, &dns_names,
+					      tls_secret, agent_image,	  NULL};
+		rc = injector_run(&io);
+	}
 	stk_flagset_free(&fs);
 	return rc;
 }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -798,13 +799,98 @@ static void http_tls_release(struct http_tls *t)
 	t->key = NULL;
 }
 
+/* The reason of the most recent OpenSSL error, then an empty error queue. */
+static const char *http_ssl_reason(char *buf, size_t cap)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	if (e)
+		ERR_error_string_n(e, buf, cap);
+	else
+		snprintf(buf, cap, "unknown OpenSSL error");
+	ERR_clear_error();
+	return buf;
+}
+
+/*
+ * Reads a certificate (with the chain after it) from `cb` and a private key from `kb` into
+ * `t`, and checks they belong together. `cert_src` and `key_src` name them in messages.
+ */
+static int http_tls_read(const stk_http_server *srv, struct http_tls *t, BIO *cb, BIO *kb,
+			 const char *cert_src, const char *key_src, stk_err *err)
+{
+	X509 *x;
+	int rc = 0;
+
+	t->cert = PEM_read_bio_X509(cb, NULL, http_no_password, NULL);
+	if (!t->cert) {
+		rc = stk_err_set(err, STK_EINVAL, "http server %s: no PEM certificate in %s",
+				 srv->name, cert_src);
+		goto out;
+	}
+	t->chain = sk_X509_new_null();
+	if (!t->chain)
+		http_die("out of memory");
+	while ((x = PEM_read_bio_X509(cb, NULL, http_no_password, NULL)) != NULL) {
+		if (!sk_X509_push(t->chain, x))
+			http_die("out of memory");
+	}
+	t->key = PEM_read_bio_PrivateKey(kb, NULL, http_no_password, NULL);
+	if (!t->key) {
+		rc = stk_err_set(err, STK_EINVAL,
+				 "http server %s: no usable PEM private key in %s (encrypted keys "
+				 "are not supported)",
+				 srv->name, key_src);
+		goto out;
+	}
+	if (X509_check_private_key(t->cert, t->key) != 1) {
+		rc = stk_err_set(err, STK_EINVAL,
+				 "http server %s: the private key in %s does not match the "
+				 "certificate in %s",
+				 srv->name, key_src, cert_src);
+		goto out;
+	}
+out:
+	ERR_clear_error();
+	if (rc)
+		http_tls_release(t);
+	return rc;
+}
+
+/*
+ * Installs the pair on a scratch SSL_CTX, as the handshake will, so that material OpenSSL
+ * refuses (a key below the security level, an unsupported key type, a chain certificate
+ * with a weak signature) is reported now and never reaches a connection.
+ */
+static int http_tls_check(const stk_http_server *srv, const struct http_tls *t, stk_err *err)
+{
+	SSL_CTX *scratch = SSL_CTX_new(TLS_server_method());
+	char reason[256];
+	int rc = 0;
+
+	if (!scratch) {
+		rc = stk_err_set(err, STK_EIO, "http server %s: SSL_CTX_new: %s", srv->name,
+				 http_ssl_reason(reason, sizeof(reason)));
+		goto out;
+	}
+	if (SSL_CTX_use_cert_and_key(scratch, t->cert, t->key, t->chain, 1) != 1 ||
+	    SSL_CTX_check_private_key(scratch) != 1) {
+		rc = stk_err_set(err, STK_EINVAL,
+				 "http server %s: OpenSSL refuses the certificate or key: %s",
+				 srv->name, http_ssl_reason(reason, sizeof(reason)));
+		goto out;
+	}
+out:
+	SSL_CTX_free(scratch);
+	ERR_clear_error();
+	return rc;
+}
+
 /* Loads and checks the certificate chain and key before anything else is set up. */
 static int http_tls_load(stk_http_server *srv, const stk_http_opts *o, stk_err *err)
 {
-	struct http_tls *t = &srv->tls;
 	BIO *cb = NULL, *kb = NULL;
 	const char *cert_src, *key_src;
-	X509 *x;
 	int rc = 0;
 
 	if (o->tls_cert_pem || o->tls_key_pem) {
@@ -845,53 +931,97 @@ static int http_tls_load(stk_http_server *srv, const stk_http_opts *o, stk_err *
 	}
 	if (!cb || !kb)
 		http_die("out of memory");
-
-	t->cert = PEM_read_bio_X509(cb, NULL, http_no_password, NULL);
-	if (!t->cert) {
-		rc = stk_err_set(err, STK_EINVAL, "http server %s: no PEM certificate in %s",
-				 srv->name, cert_src);
+	rc = http_tls_read(srv, &srv->tls, cb, kb, cert_src, key_src, err);
+	if (rc)
 		goto out;
-	}
-	t->chain = sk_X509_new_null();
-	while ((x = PEM_read_bio_X509(cb, NULL, http_no_password, NULL)) != NULL)
-		sk_X509_push(t->chain, x);
-	t->key = PEM_read_bio_PrivateKey(kb, NULL, http_no_password, NULL);
-	if (!t->key) {
-		rc = stk_err_set(err, STK_EINVAL,
-				 "http server %s: no usable PEM private key in %s (encrypted keys "
-				 "are not supported)",
-				 srv->name, key_src);
-		goto out;
-	}
-	if (X509_check_private_key(t->cert, t->key) != 1) {
-		rc = stk_err_set(err, STK_EINVAL,
-				 "http server %s: the private key in %s does not match the "
-				 "certificate in %s",
-				 srv->name, key_src, cert_src);
-		goto out;
-	}
+	rc = http_tls_check(srv, &srv->tls, err);
+	if (rc)
+		http_tls_release(&srv->tls);
 out:
 	BIO_free(cb);
 	BIO_free(kb);
 	ERR_clear_error();
-	if (rc)
-		http_tls_release(t);
 	return rc;
+}
+
+/*
+ * The certificate callback of the vhost's SSL_CTX: at every handshake, before OpenSSL
+ * selects the certificate, it gives the connection the server's current pair. This is what
+ * makes stk_http_server_set_tls_pem work without touching the SSL_CTX (which lws created
+ * and owns): OpenSSL keeps one certificate per key type in an SSL_CTX and has no call to
+ * remove one, so replacing the pair there would leave an old EC certificate selectable
+ * after a change to RSA. SSL_new copies the SSL_CTX's certificate settings, this callback
+ * included; an established connection keeps what its handshake installed (the SSL holds
+ * its own references), so freeing an old pair never pulls it from under a connection.
+ */
+static int http_tls_cert_cb(SSL *ssl, void *arg)
+{
+	const stk_http_server *srv = arg;
+
+	SSL_certs_clear(ssl);
+	if (!srv->tls.cert ||
+	    SSL_use_cert_and_key(ssl, srv->tls.cert, srv->tls.key, srv->tls.chain, 1) != 1) {
+		ERR_clear_error();
+		return 0; /* handshake failure alert */
+	}
+	return 1;
 }
 
 /* Called by lws while it creates the vhost's SSL_CTX (CREATE_VHOST_SSL_CTX). */
 static int http_tls_apply(stk_http_server *srv, SSL_CTX *ctx)
 {
-	int i, ok;
+	int ok;
 
-	ok = srv->tls.cert && SSL_CTX_use_certificate(ctx, srv->tls.cert) == 1;
-	for (i = 0; ok && i < sk_X509_num(srv->tls.chain); i++)
-		ok = SSL_CTX_add1_chain_cert(ctx, sk_X509_value(srv->tls.chain, i)) == 1;
-	ok = ok && SSL_CTX_use_PrivateKey(ctx, srv->tls.key) == 1;
+	ok = srv->tls.cert &&
+	     SSL_CTX_use_cert_and_key(ctx, srv->tls.cert, srv->tls.key, srv->tls.chain, 1) == 1;
 	ok = ok && SSL_CTX_check_private_key(ctx) == 1;
 	ok = ok && SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1;
+	if (ok)
+		SSL_CTX_set_cert_cb(ctx, http_tls_cert_cb, srv);
 	ERR_clear_error();
 	return ok ? 0 : 1;
+}
+
+int stk_http_server_set_tls_pem(stk_http_server *srv, const char *cert_pem, const char *key_pem,
+				stk_err *err)
+{
+	struct http_tls next = {NULL, NULL, NULL};
+	BIO *cb = NULL, *kb = NULL;
+	int rc;
+
+	if (!srv->tls_on) {
+		rc = stk_err_set(err, STK_EINVAL,
+				 "http server %s: serves plain HTTP; it has no certificate to "
+				 "replace",
+				 srv->name);
+		goto out;
+	}
+	if (!cert_pem || !key_pem) {
+		rc = stk_err_set(err, STK_EINVAL,
+				 "http server %s: a new certificate needs both the certificate "
+				 "and the key",
+				 srv->name);
+		goto out;
+	}
+	cb = BIO_new_mem_buf(cert_pem, -1);
+	kb = BIO_new_mem_buf(key_pem, -1);
+	if (!cb || !kb)
+		http_die("out of memory");
+	rc = http_tls_read(srv, &next, cb, kb, "the new cert_pem", "the new key_pem", err);
+	if (rc)
+		goto out;
+	rc = http_tls_check(srv, &next, err);
+	if (rc)
+		goto out;
+	/* Connections hold their own references: the old pair can go at once. */
+	http_tls_release(&srv->tls);
+	srv->tls = next;
+	next = (struct http_tls){NULL, NULL, NULL};
+out:
+	BIO_free(cb);
+	BIO_free(kb);
+	http_tls_release(&next);
+	return rc;
 }
 
 /* --- lws glue -------------------------------------------------------------------------- */
@@ -1003,6 +1133,12 @@ static void http_on_accept(uv_poll_t *h, int status, int events)
 			}
 			return;
 		}
+		/*
+		 * Responses go out as several writes (headers, body chunks): without
+		 * TCP_NODELAY, Nagle holds the last one until the client's delayed ACK,
+		 * ~40 ms on Linux, on a kept-alive connection.
+		 */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 		/* On failure lws closes fd itself (e.g. above max_connections). */
 		lws_adopt_socket_vhost(srv->vhost, fd);
 	}
@@ -1300,8 +1436,8 @@ int stk_http_server_new(stk_http_server **out, stk_loop *loop, const stk_http_op
 	if (srv->tls_on)
 		vi.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 			     LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX;
+	/* srv->tls stays: every handshake takes the current pair from it (http_tls_cert_cb). */
 	srv->vhost = lws_create_vhost(srv->ctx, &vi);
-	http_tls_release(&srv->tls); /* the SSL_CTX holds its own references now */
 	if (!srv->vhost) {
 		rc = stk_err_set(err, STK_EIO,
 				 "http server %s: libwebsockets could not create "

@@ -133,12 +133,18 @@ bool stk_cache_synced(stk_cache *c)
 	return true;
 }
 
-int stk_manager_cache(stk_manager *m, const struct stk_informer_opts *io,
-		      const struct stk_informer_handler *h, stk_cache **out, stk_err *err)
+static int mgr_cache(stk_manager *m, const struct stk_informer_opts *io,
+		     const struct stk_informer_handler *h, bool cluster, stk_cache **out,
+		     stk_err *err)
 {
 	const struct stk_strlist *nss = &m->o.daemon->watch_namespaces;
+	static const struct stk_strlist all = {NULL, 0};
 	stk_cache *c;
-	size_t n = nss->len ? nss->len : 1;
+	size_t n;
+
+	if (cluster)
+		nss = &all;
+	n = nss->len ? nss->len : 1;
 	int rc;
 
 	if (m->ncaches == MGR_MAX_CACHES)
@@ -164,6 +170,18 @@ int stk_manager_cache(stk_manager *m, const struct stk_informer_opts *io,
 	if (out)
 		*out = c;
 	return 0;
+}
+
+int stk_manager_cache(stk_manager *m, const struct stk_informer_opts *io,
+		      const struct stk_informer_handler *h, stk_cache **out, stk_err *err)
+{
+	return mgr_cache(m, io, h, false, out, err);
+}
+
+int stk_manager_cluster_cache(stk_manager *m, const struct stk_informer_opts *io,
+			      const struct stk_informer_handler *h, stk_cache **out, stk_err *err)
+{
+	return mgr_cache(m, io, h, true, out, err);
 }
 
 /* ---- work queue ---------------------------------------------------------------------- */

@@ -1198,32 +1198,47 @@ static char *bio_string(BIO *b)
 	return copy;
 }
 
-/* A throwaway P-256 key and self-signed certificate for IP 127.0.0.1, as PEM text. */
-static void make_cert(char **cert_pem, char **key_pem)
+/*
+ * A throwaway certificate for IP 127.0.0.1 with common name `cn`, as PEM text: a P-256 key,
+ * or an RSA key of `rsa_bits` bits when that is not 0; self-signed, or issued by the pair
+ * (issuer_cert, issuer_key) when given.
+ */
+static void make_cert_ex(const char *cn, unsigned rsa_bits, const char *issuer_cert,
+			 const char *issuer_key, char **cert_pem, char **key_pem)
 {
-	EVP_PKEY *pkey = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
+	EVP_PKEY *pkey = rsa_bits ? EVP_RSA_gen(rsa_bits) : EVP_EC_gen("P-256");
+	EVP_PKEY *signer = pkey;
+	X509 *x = X509_new(), *issuer = NULL;
 	X509_NAME *name;
 	X509V3_CTX ctx;
 	X509_EXTENSION *ext;
 	BIO *b;
 
 	assert_non_null(pkey);
+	if (issuer_cert) {
+		b = BIO_new_mem_buf(issuer_cert, -1);
+		issuer = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		BIO_free(b);
+		b = BIO_new_mem_buf(issuer_key, -1);
+		signer = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+		BIO_free(b);
+		assert_non_null(issuer);
+		assert_non_null(signer);
+	}
 	X509_set_version(x, 2);
 	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
 	X509_gmtime_adj(X509_getm_notBefore(x), -60);
 	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
 	X509_set_pubkey(x, pkey);
 	name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"stoker-test",
-				   -1, -1, 0);
-	X509_set_issuer_name(x, name);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
 	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
 	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "IP:127.0.0.1");
 	X509_add_ext(x, ext, -1);
 	X509_EXTENSION_free(ext);
-	assert_true(X509_sign(x, pkey, EVP_sha256()) > 0);
+	assert_true(X509_sign(x, signer, EVP_sha256()) > 0);
 
 	b = BIO_new(BIO_s_mem());
 	PEM_write_bio_X509(b, x);
@@ -1234,7 +1249,16 @@ static void make_cert(char **cert_pem, char **key_pem)
 	*key_pem = bio_string(b);
 	BIO_free(b);
 	X509_free(x);
+	X509_free(issuer);
+	if (signer != pkey)
+		EVP_PKEY_free(signer);
 	EVP_PKEY_free(pkey);
+}
+
+/* A throwaway P-256 key and self-signed certificate for IP 127.0.0.1, as PEM text. */
+static void make_cert(char **cert_pem, char **key_pem)
+{
+	make_cert_ex("stoker-test", 0, NULL, NULL, cert_pem, key_pem);
 }
 
 static void write_file(const char *path, const char *text)
@@ -1345,6 +1369,289 @@ static void test_http__bad_tls_material_is_rejected_up_front(void **state)
 	free(key2);
 }
 
+/* --- tests: TLS certificate replacement ------------------------------------------------ */
+
+/* What a client that trusts anything saw of the server's certificates. */
+struct served {
+	CURLcode rc;
+	long status;
+	long connects;
+	int ncerts; /* certificates the server sent: the leaf and its chain */
+	X509 *leaf;
+};
+
+static size_t on_discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+/*
+ * GET /hello without verification, collecting the served chain (CURLOPT_CERTINFO). The
+ * client asks for a host name, as the API server does, so the handshake carries SNI.
+ */
+static struct served fetch_served(struct fx *f, CURL *reuse)
+{
+	struct served sv = {0};
+	struct curl_certinfo *ci = NULL;
+	struct curl_slist *l, *resolve;
+	char url[128], pin[128];
+	CURL *c = reuse ? reuse : curl_easy_init();
+	BIO *b;
+
+	snprintf(pin, sizeof(pin), "webhook.stoker.test:%d:127.0.0.1",
+		 stk_http_server_port(f->srv));
+	resolve = curl_slist_append(NULL, pin);
+	snprintf(url, sizeof(url), "https://webhook.stoker.test:%d/hello",
+		 stk_http_server_port(f->srv));
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_discard);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	sv.rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &sv.status);
+	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &sv.connects);
+	if (sv.rc == CURLE_OK && sv.connects == 1 &&
+	    curl_easy_getinfo(c, CURLINFO_CERTINFO, &ci) == CURLE_OK && ci &&
+	    ci->num_of_certs > 0) {
+		sv.ncerts = ci->num_of_certs;
+		for (l = ci->certinfo[0]; l; l = l->next) {
+			if (strncmp(l->data, "Cert:", 5) != 0)
+				continue;
+			b = BIO_new_mem_buf(l->data + 5, -1);
+			sv.leaf = PEM_read_bio_X509(b, NULL, NULL, NULL);
+			BIO_free(b);
+		}
+	}
+	if (!reuse)
+		curl_easy_cleanup(c);
+	else
+		curl_easy_setopt(c, CURLOPT_RESOLVE, NULL);
+	curl_slist_free_all(resolve);
+	return sv;
+}
+
+/* True when the server sent the first certificate of `pem` as its leaf. */
+static bool served_is(const struct served *sv, const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *want = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	bool same;
+
+	BIO_free(b);
+	assert_non_null(want);
+	same = sv->leaf && X509_cmp(sv->leaf, want) == 0;
+	X509_free(want);
+	return same;
+}
+
+static void served_release(struct served *sv)
+{
+	X509_free(sv->leaf);
+	sv->leaf = NULL;
+}
+
+/* stk_http_server_set_tls_pem on the loop thread, waited for. */
+struct set_pem {
+	stk_http_server *srv;
+	const char *cert, *key;
+	stk_err *err;
+	int rc;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void set_pem_on_loop(void *arg)
+{
+	struct set_pem *sp = arg;
+	int rc = stk_http_server_set_tls_pem(sp->srv, sp->cert, sp->key, sp->err);
+
+	pthread_mutex_lock(&sp->lock);
+	sp->rc = rc;
+	sp->done = true;
+	pthread_cond_signal(&sp->cond);
+	pthread_mutex_unlock(&sp->lock);
+}
+
+static int set_pem(struct fx *f, const char *cert, const char *key, stk_err *err)
+{
+	struct set_pem sp = {
+		f->srv, cert, key, err, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+		false};
+
+	stk_err_clear(err);
+	stk_loop_post(f->loop, set_pem_on_loop, &sp);
+	pthread_mutex_lock(&sp.lock);
+	while (!sp.done)
+		pthread_cond_wait(&sp.cond, &sp.lock);
+	pthread_mutex_unlock(&sp.lock);
+	return sp.rc;
+}
+
+static char *concat(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 1);
+
+	assert_non_null(s);
+	memcpy(s, a, la);
+	memcpy(s + la, b, lb + 1);
+	return s;
+}
+
+/*
+ * Pair A (P-256, self-signed) is replaced by pair B (RSA, issued by a CA, sent with the CA
+ * as chain): a new connection gets B and its chain, a connection opened before keeps
+ * working. EC to RSA is the case where replacing the pair inside the SSL_CTX would go
+ * wrong (OpenSSL keeps one certificate per key type there, and clients prefer ECDSA).
+ */
+static void test_http__tls_replaced_for_new_connections(void **state)
+{
+	char *cert_a, *key_a, *ca, *ca_key, *leaf_b, *key_b, *chain_b;
+	stk_http_opts o = STK_HTTP_OPTS_INIT;
+	stk_err err = STK_ERR_INIT;
+	CURL *kept = curl_easy_init();
+	struct served sv;
+	struct fx f;
+	(void)state;
+
+	make_cert_ex("pair-a", 0, NULL, NULL, &cert_a, &key_a);
+	make_cert_ex("test-ca", 0, NULL, NULL, &ca, &ca_key);
+	make_cert_ex("pair-b", 2048, ca, ca_key, &leaf_b, &key_b);
+	chain_b = concat(leaf_b, ca);
+	o.bind_address = "127.0.0.1:0";
+	o.tls_cert_pem = cert_a;
+	o.tls_key_pem = key_a;
+	fx_init(&f, &o);
+	route(&f, "GET", "/hello", h_hello, &f);
+	fx_run(&f);
+
+	sv = fetch_served(&f, kept);
+	assert_int_equal(sv.rc, CURLE_OK);
+	assert_int_equal(sv.status, 200);
+	assert_true(served_is(&sv, cert_a));
+	assert_int_equal(sv.ncerts, 1);
+	served_release(&sv);
+
+	if (set_pem(&f, chain_b, key_b, &err) != 0)
+		fail_msg("stk_http_server_set_tls_pem: %s", err.message);
+
+	sv = fetch_served(&f, NULL);
+	assert_int_equal(sv.rc, CURLE_OK);
+	assert_int_equal(sv.status, 200);
+	assert_true(served_is(&sv, leaf_b));
+	assert_int_equal(sv.ncerts, 2);
+	served_release(&sv);
+
+	/* The keep-alive connection made with A is still served, without a new handshake. */
+	sv = fetch_served(&f, kept);
+	assert_int_equal(sv.rc, CURLE_OK);
+	assert_int_equal(sv.status, 200);
+	assert_int_equal(sv.connects, 0);
+	served_release(&sv);
+	curl_easy_cleanup(kept);
+
+	/* And back to an EC pair: the RSA one is gone too. */
+	if (set_pem(&f, cert_a, key_a, &err) != 0)
+		fail_msg("stk_http_server_set_tls_pem: %s", err.message);
+	sv = fetch_served(&f, NULL);
+	assert_int_equal(sv.rc, CURLE_OK);
+	assert_true(served_is(&sv, cert_a));
+	assert_int_equal(sv.ncerts, 1);
+	served_release(&sv);
+	fx_stop(&f);
+	assert_int_equal(atomic_load(&f.calls), 4);
+
+	free(cert_a);
+	free(key_a);
+	free(ca);
+	free(ca_key);
+	free(leaf_b);
+	free(key_b);
+	free(chain_b);
+}
+
+/* Bad replacement material is refused and the server goes on with the pair it had. */
+static void test_http__tls_bad_replacement_keeps_the_current_pair(void **state)
+{
+	char *cert_a, *key_a, *cert_b, *key_b, *weak_cert, *weak_key;
+	stk_http_opts o = STK_HTTP_OPTS_INIT;
+	stk_err err = STK_ERR_INIT;
+	struct served sv;
+	struct fx f;
+	(void)state;
+
+	make_cert_ex("pair-a", 0, NULL, NULL, &cert_a, &key_a);
+	make_cert_ex("pair-b", 0, NULL, NULL, &cert_b, &key_b);
+	make_cert_ex("weak", 512, NULL, NULL, &weak_cert, &weak_key);
+	o.bind_address = "127.0.0.1:0";
+	o.tls_cert_pem = cert_a;
+	o.tls_key_pem = key_a;
+	fx_init(&f, &o);
+	route(&f, "GET", "/hello", h_hello, &f);
+	fx_run(&f);
+	assert_int_equal(set_pem(&f, cert_b, key_b, &err), 0);
+
+	/* B's certificate with A's key. */
+	assert_int_equal(set_pem(&f, cert_b, key_a, &err), STK_EINVAL);
+	assert_int_equal(err.code, STK_EINVAL);
+	assert_non_null(strstr(err.message, "does not match"));
+	/* Not PEM at all. */
+	assert_int_equal(set_pem(&f, "garbage", key_b, &err), STK_EINVAL);
+	assert_non_null(strstr(err.message, "no PEM certificate"));
+	assert_int_equal(set_pem(&f, cert_b, "garbage", &err), STK_EINVAL);
+	assert_non_null(strstr(err.message, "private key"));
+	assert_int_equal(set_pem(&f, cert_b, NULL, &err), STK_EINVAL);
+	/* A matching pair OpenSSL will not serve: a 512-bit RSA key. */
+	assert_int_equal(set_pem(&f, weak_cert, weak_key, &err), STK_EINVAL);
+	assert_non_null(strstr(err.message, "OpenSSL refuses"));
+
+	sv = fetch_served(&f, NULL);
+	assert_int_equal(sv.rc, CURLE_OK);
+	assert_int_equal(sv.status, 200);
+	assert_true(served_is(&sv, cert_b));
+	served_release(&sv);
+	fx_stop(&f);
+
+	free(cert_a);
+	free(key_a);
+	free(cert_b);
+	free(key_b);
+	free(weak_cert);
+	free(weak_key);
+}
+
+static void test_http__tls_replacement_refused_on_plain_http(void **state)
+{
+	stk_err err = STK_ERR_INIT;
+	char *cert, *key;
+	struct reply r;
+	struct fx f;
+	(void)state;
+
+	make_cert(&cert, &key);
+	fx_init(&f, NULL);
+	route(&f, "GET", "/hello", h_hello, &f);
+	/* Before the loop runs (main thread) and on the loop thread. */
+	assert_int_equal(stk_http_server_set_tls_pem(f.srv, cert, key, &err), STK_EINVAL);
+	assert_non_null(strstr(err.message, "plain HTTP"));
+	fx_run(&f);
+	assert_int_equal(set_pem(&f, cert, key, &err), STK_EINVAL);
+	r = get(&f, "/hello");
+	assert_int_equal(r.rc, CURLE_OK);
+	assert_int_equal(r.status, 200);
+	reply_release(&r);
+	fx_stop(&f);
+	free(cert);
+	free(key);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1372,6 +1679,9 @@ int main(void)
 		cmocka_unit_test(test_http__metrics_endpoint),
 		cmocka_unit_test(test_http__tls_from_memory_and_from_files),
 		cmocka_unit_test(test_http__bad_tls_material_is_rejected_up_front),
+		cmocka_unit_test(test_http__tls_replaced_for_new_connections),
+		cmocka_unit_test(test_http__tls_bad_replacement_keeps_the_current_pair),
+		cmocka_unit_test(test_http__tls_replacement_refused_on_plain_http),
 	};
 	int rc;
 

@@ -130,6 +130,19 @@ int stk_http_server_new(stk_http_server **out, stk_loop *loop, const stk_http_op
 int stk_http_server_port(const stk_http_server *srv);
 
 /*
+ * Replaces the serving certificate and key of a TLS server, e.g. when cert-manager renews
+ * the mounted Secret. `cert_pem` is PEM text and may carry the chain after the leaf;
+ * `key_pem` an unencrypted PEM private key; both are read during the call only. The pair
+ * is checked first (parsed, key against certificate, accepted by OpenSSL), so bad material
+ * never replaces a good pair. New connections use the new pair; open ones keep the one
+ * their handshake used. 0; STK_EINVAL (a server without TLS, unparsable PEM, a key that
+ * does not match the certificate, material OpenSSL refuses; the old pair stays); STK_EIO
+ * (OpenSSL could not run the check). Loop thread, or main thread before the loop runs.
+ */
+int stk_http_server_set_tls_pem(stk_http_server *srv, const char *cert_pem, const char *key_pem,
+				stk_err *err);
+
+/*
  * Registers `fn(req, resp, arg)` for `method` ("GET", "POST", ..., or "*" for any) on
  * `path` (exact, or a prefix ending in a slash and an asterisk, see above). `arg` is
  * borrowed and must outlive the server. 0, STK_EINVAL (path not starting with '/', unknown

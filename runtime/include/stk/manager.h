@@ -69,6 +69,11 @@ const struct stk_strlist *stk_manager_namespaces(stk_manager *m);
 int stk_manager_cache(stk_manager *m, const struct stk_informer_opts *io,
 		      const struct stk_informer_handler *h, stk_cache **out, stk_err *err);
 
+/* As stk_manager_cache for a cluster-scoped resource: one informer, whatever the watched
+ * namespaces (read it with ns ""). */
+int stk_manager_cluster_cache(stk_manager *m, const struct stk_informer_opts *io,
+			      const struct stk_informer_handler *h, stk_cache **out, stk_err *err);
+
 /* As stk_informer_get / stk_informer_each over the cache's informers. Any thread. */
 stk_obj *stk_cache_get(stk_cache *c, const char *ns, const char *name);
 int stk_cache_each(stk_cache *c, const char *ns, const char *selector,
