@@ -274,3 +274,27 @@ else
 	not_ok "MissingSidecar not reported: $(k get stokers plant -n "$E2E_NS" -o jsonpath='{.status.conditions}')"
 fi
 check "no secret material in the injector's log" bash -c "! grep -q 'PRIVATE KEY' '$E2E_WORK/injector.log'"
+
+# --- mounted TLS files (cert-manager): a renewed pair is served without a restart -----------
+mkcert() { # CN dir
+	mkdir -p "$2"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+		-subj "/CN=$1" -addext subjectAltName=IP:127.0.0.1 \
+		-keyout "$2/tls.key" -out "$2/tls.crt" 2>/dev/null
+}
+served_cn() { openssl s_client -connect "127.0.0.1:$1" </dev/null 2>/dev/null | openssl x509 -noout -subject 2>/dev/null; }
+mkcert first "$E2E_WORK/tls"
+fport=$(free_port)
+"$bindir/injector" --kubeconfig "$KUBECONFIG" --leader-elect=false --webhook-bind-address "127.0.0.1:$fport" \
+	--tls-cert-file "$E2E_WORK/tls/tls.crt" --tls-key-file "$E2E_WORK/tls/tls.key" \
+	--health-probe-bind-address "127.0.0.1:$(free_port)" --metrics-bind-address "127.0.0.1:$(free_port)" \
+	>>"$E2E_WORK/injector-files.log" 2>&1 &
+files_pid=$!
+on_exit 'kill $files_pid'
+served_is() { served_cn "$fport" | grep -q "CN *= *$1"; }
+check "mounted files: the pair is served" wait_for 10 served_is first
+mkcert second "$E2E_WORK/tls.new"
+mv "$E2E_WORK/tls.new/tls.key" "$E2E_WORK/tls/tls.key"
+mv "$E2E_WORK/tls.new/tls.crt" "$E2E_WORK/tls/tls.crt"
+check "mounted files: a renewed pair is served without a restart" wait_for 25 served_is second
+check "mounted files: the injector kept running" kill -0 "$files_pid"
