@@ -1,6 +1,8 @@
 /* agent: the stoker-agent sidecar that keeps one gateway's data directory in sync. */
 #include <stdlib.h>
+#include <string.h>
 
+#include "cli.h"
 #include "config.h"
 #include "stk/daemon.h"
 
@@ -19,6 +21,8 @@ int main(int argc, char **argv)
 	stk_err err = STK_ERR_INIT;
 	int rc;
 
+	if (argc > 1 && (!strcmp(argv[1], "sync") || !strcmp(argv[1], "drift")))
+		return agent_cli_main(argc, argv);
 	stk_flagset_init(&fs, "agent",
 			 "The stoker-agent sidecar: keeps a gateway's data directory identical to "
 			 "the mapped part of a Git commit, then asks the gateway to rescan.");
