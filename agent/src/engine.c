@@ -238,6 +238,37 @@ static int manifest_load(struct manifest *m, const char *state, stk_err *err)
 	return rc;
 }
 
+static bool strv_same(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]))
+			return false;
+	return true;
+}
+
+/* True when both manifests would be written identically. */
+static bool manifest_same(const struct manifest *a, const struct manifest *b)
+{
+	struct stk_map_iter it = {0};
+	struct stk_map_entry *e;
+
+	if (strcmp(a->repo, b->repo) || a->files.len != b->files.len ||
+	    !strv_same(a->roots, a->nroots, b->roots, b->nroots) ||
+	    !strv_same(a->excludes, a->nexcludes, b->excludes, b->nexcludes))
+		return false;
+	while ((e = stk_map_next(&b->files, &it))) {
+		const struct ment *x = stk_map_get(&a->files, e->key), *y = e->value;
+		if (!x || strcmp(x->sha, y->sha) || x->size != y->size ||
+		    x->mtime_s != y->mtime_s || x->mtime_ns != y->mtime_ns ||
+		    x->src_size != y->src_size || x->src_mtime_s != y->src_mtime_s ||
+		    x->src_mtime_ns != y->src_mtime_ns)
+			return false;
+	}
+	return true;
+}
+
 static int manifest_save(const struct manifest *m, const char *state, stk_err *err)
 {
 	char path[ENG_PATH_MAX], tmp[ENG_PATH_MAX];
@@ -811,7 +842,7 @@ static bool orphans(struct orphan_walk *w, const char *rel, int depth)
 	struct dirent *de;
 	struct stat st;
 	DIR *dir;
-	bool empty = true;
+	bool empty = true, is_dir;
 
 	if (depth > 256 || join(abs, w->s->o->data, rel, w->err))
 		return false;
@@ -828,16 +859,25 @@ static bool orphans(struct orphan_walk *w, const char *rel, int depth)
 		}
 		if (!*rel)
 			snprintf(child, sizeof(child), "%s", de->d_name);
-		if (lstat(cabs, &st)) {
+		/* The entry's type from readdir where the filesystem gives it: one stat less
+		 * per file, which is most of a no-op sync. */
+		is_dir = de->d_type == DT_DIR;
+		if (de->d_type == DT_UNKNOWN) {
+			if (lstat(cabs, &st)) {
+				empty = false;
+				continue;
+			}
+			is_dir = S_ISDIR(st.st_mode);
+		}
+		if (!is_dir && stk_map_get(&w->s->want, child)) {
+			empty = false; /* wanted, so neither excluded nor an orphan */
+			continue;
+		}
+		if (!strcmp(de->d_name, ".resources") || excluded(w->s, child, child, is_dir)) {
 			empty = false;
 			continue;
 		}
-		if (!strcmp(de->d_name, ".resources") ||
-		    excluded(w->s, child, child, S_ISDIR(st.st_mode))) {
-			empty = false;
-			continue;
-		}
-		if (S_ISDIR(st.st_mode)) {
+		if (is_dir) {
 			if (orphans(w, child, depth + 1) && !stk_map_get(&w->s->want, child) &&
 			    !wanted_below(w->s, child)) {
 				if (w->apply && rmdir(cabs) && errno != ENOENT)
@@ -1224,7 +1264,9 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 		}
 		for (size_t i = 0; i < o->plan->nexcludes; i++)
 			strv_add(&s.new.excludes, &s.new.nexcludes, o->plan->excludes[i]);
-		rc = manifest_save(&s.new, o->state, err);
+		/* A no-op sync leaves the manifest as it was: no rewrite, no fsync. */
+		if (!manifest_same(&s.old, &s.new))
+			rc = manifest_save(&s.new, o->state, err);
 	}
 out:
 	res->seconds = now_s() - t0;
