@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "stk/alloc.h"
+#include "stk/base64.h"
 
 #define CERTS_CA_CN	   "stoker-injector-ca"
 #define CERTS_FALLBACK_CN  "stoker-injector"
@@ -403,17 +404,7 @@ void injector_certs_release(struct injector_certs *c)
 
 char *injector_certs_ca_bundle(const struct injector_certs *c)
 {
-	size_t len, groups, size;
-	char *b64;
-
 	if (!c || !c->ca_pem)
 		return NULL;
-	len = strlen(c->ca_pem);
-	/* 4 characters per started group of 3 bytes, and the NUL EVP_EncodeBlock writes. */
-	groups = len / 3 + (len % 3 != 0);
-	if (len > (size_t)INT_MAX || !stk_mul_ok(groups, 4, &size) || !stk_add_ok(size, 1, &size))
-		return NULL;
-	b64 = stk_malloc(size);
-	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)c->ca_pem, (int)len);
-	return b64;
+	return stk_base64_encode(c->ca_pem, strlen(c->ca_pem));
 }

@@ -16,6 +16,7 @@
 #include "mutate.h"
 #include "stk/alloc.h"
 #include "stk/api/api.h"
+#include "stk/base64.h"
 #include "stk/daemon.h"
 #include "stk/http.h"
 #include "stk/json.h"
@@ -134,29 +135,9 @@ static int on_mutate(const stk_http_request *req, stk_http_response *resp, void 
 static int pem_field(yajl_val secret, const char *key, char **out)
 {
 	const char *b64 = stk_json_str(secret, "data", key, NULL);
-	size_t len;
-	unsigned char *buf;
-	int n, pad = 0;
 
 	*out = NULL;
-	if (!b64)
-		return -1;
-	len = strlen(b64);
-	if (!len || len % 4)
-		return -1;
-	buf = stk_malloc(len / 4 * 3 + 1);
-	n = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)len);
-	if (n < 0) {
-		free(buf);
-		return -1;
-	}
-	if (b64[len - 1] == '=')
-		pad++;
-	if (len > 1 && b64[len - 2] == '=')
-		pad++;
-	buf[n - pad] = '\0';
-	*out = (char *)buf;
-	return 0;
+	return b64 && *b64 ? stk_base64_decode(b64, strlen(b64), out, NULL, NULL) : -1;
 }
 
 /* True when `cert_pem` is valid for another month and names every one of `names`. */
@@ -182,13 +163,13 @@ static bool pair_usable(const char *cert_pem, const struct stk_strlist *names)
 
 static void b64_member(stk_buf *b, const char *key, const char *pem)
 {
-	size_t len = strlen(pem);
-	char *out = stk_malloc(4 * ((len + 2) / 3) + 1);
+	char *out = stk_base64_encode(pem, strlen(pem));
 
-	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)pem, (int)len);
-	stk_buf_printf(b, "\"%s\":\"%s\"", key, out);
-	OPENSSL_cleanse(out, strlen(out));
-	free(out);
+	stk_buf_printf(b, "\"%s\":\"%s\"", key, out ? out : "");
+	if (out) {
+		OPENSSL_cleanse(out, strlen(out));
+		free(out);
+	}
 }
 
 /*

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 
 #include "stk/alloc.h"
+#include "stk/base64.h"
 #include "stk/json.h"
 #include "stk/limits.h"
 
@@ -528,14 +529,6 @@ out:
 
 /* ---- AdmissionReview ---------------------------------------------------------------- */
 
-static char *base64(const char *s, size_t len)
-{
-	char *out = stk_malloc(4 * ((len + 2) / 3) + 1);
-
-	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)len);
-	return out;
-}
-
 int inj_review(const struct inj_config *cfg, const struct inj_lookup *lk, const char *body,
 	       size_t len, stk_buf *out, enum inj_result *res, stk_err *err)
 {
@@ -586,7 +579,7 @@ int inj_review(const struct inj_config *cfg, const struct inj_lookup *lk, const 
 		put_str(out, msg.ptr ? msg.ptr : "");
 		stk_buf_puts(out, "}}}");
 	} else if (*res == INJ_INJECTED) {
-		char *b64 = base64(patch.ptr, patch.len);
+		char *b64 = stk_base64_encode(patch.ptr, patch.len);
 		stk_buf_puts(out, ",\"allowed\":true,\"patchType\":\"JSONPatch\",\"patch\":\"");
 		stk_buf_puts(out, b64);
 		stk_buf_puts(out, "\"}}");

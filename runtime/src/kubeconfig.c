@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "stk/alloc.h"
+#include "stk/base64.h"
 #include "stk/buf.h"
 #include "stk/limits.h"
 #include "stk/parse.h"
@@ -266,52 +267,22 @@ static bool kc_looks_pem(const char *p, size_t len)
 	return false;
 }
 
-static bool kc_is_b64(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/';
-}
-
 /*
  * Decodes standard, padded base64 (what Go writes for []byte) ignoring line breaks and
- * blanks. EVP_DecodeBlock counts padding as zero bytes, so the padding is validated here
- * and subtracted. Returns 0 or STK_EPARSE (no message: the caller names the field).
+ * blanks. Returns 0 or STK_EPARSE (no message: the caller names the field).
  */
 static int kc_b64_decode(char **out, size_t *out_len, const char *s, size_t len)
 {
-	char *in = NULL, *dec = NULL;
-	size_t i, n = 0, pad = 0;
-	int dn, rc = STK_EPARSE;
+	char *in = stk_malloc(len + 1);
+	size_t n = 0;
+	int rc = STK_EPARSE;
 
-	in = stk_malloc(len + 1);
-	for (i = 0; i < len; i++)
+	for (size_t i = 0; i < len; i++)
 		if (!kc_is_space(s[i]))
 			in[n++] = s[i];
-	if (n == 0 || n % 4 != 0 || n > INT_MAX)
-		goto out;
-	if (in[n - 1] == '=')
-		pad++;
-	if (in[n - 2] == '=')
-		pad++;
-	if (pad == 1 && in[n - 2] == '=')
-		goto out;
-	for (i = 0; i < n - pad; i++)
-		if (!kc_is_b64(in[i]))
-			goto out;
-	dec = stk_malloc(n / 4 * 3 + 1);
-	dn = EVP_DecodeBlock((unsigned char *)dec, (const unsigned char *)in, (int)n);
-	if (dn < 0 || (size_t)dn < pad)
-		goto out;
-	dn -= (int)pad;
-	dec[dn] = '\0';
-	*out = dec;
-	*out_len = (size_t)dn;
-	dec = NULL;
-	rc = 0;
-out:
+	if (n)
+		rc = stk_base64_decode(in, n, out, out_len, NULL);
 	kc_wipe_free(in, n);
-	if (dec)
-		kc_wipe_free(dec, n / 4 * 3);
 	return rc;
 }
 

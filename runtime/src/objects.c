@@ -1,9 +1,8 @@
 #include "stk/objects.h"
 
 #include <string.h>
-#include <openssl/evp.h>
 
-#include "stk/alloc.h"
+#include "stk/base64.h"
 #include "stk/json.h"
 
 bool stk_obj_has_finalizer(yajl_val obj, const char *finalizer)
@@ -63,9 +62,7 @@ int stk_kube_secret_value(stk_kube *k, const char *ns, const char *secret, const
 {
 	yajl_val s = NULL;
 	const char *b64;
-	unsigned char *buf;
-	size_t len;
-	int n, pad = 0, rc;
+	int rc;
 
 	*out = NULL;
 	rc = stk_kube_get(k, &STK_GVR_SECRETS, ns, secret, &s, err);
@@ -79,21 +76,10 @@ int stk_kube_secret_value(stk_kube *k, const char *ns, const char *secret, const
 		yajl_tree_free(s);
 		return stk_err_set(err, STK_ENOTFOUND, "Secret '%s' has no key '%s'", secret, key);
 	}
-	len = strlen(b64);
-	buf = stk_malloc(len / 4 * 3 + 4);
-	n = len % 4 == 0 ? EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)len) : -1;
-	if (n < 0) {
-		free(buf);
-		yajl_tree_free(s);
+	rc = stk_base64_decode(b64, strlen(b64), out, NULL, NULL);
+	yajl_tree_free(s);
+	if (rc)
 		return stk_err_set(err, STK_EPARSE, "Secret '%s' key '%s' is not base64", secret,
 				   key);
-	}
-	if (len && b64[len - 1] == '=')
-		pad++;
-	if (len > 1 && b64[len - 2] == '=')
-		pad++;
-	buf[n - pad] = '\0';
-	*out = (char *)buf;
-	yajl_tree_free(s);
 	return 0;
 }

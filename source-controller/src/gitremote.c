@@ -9,6 +9,7 @@
 
 #include "semver.h"
 #include "stk/alloc.h"
+#include "stk/base64.h"
 #include "stk/buf.h"
 #include "stk/loop.h"
 
@@ -33,24 +34,11 @@ void srcctl_git_init(void)
 /* Decodes base64 into a new buffer; NULL on malformed input. */
 static unsigned char *kh_b64(const char *s, size_t len, size_t *out_len)
 {
-	unsigned char *out;
-	int n;
-	size_t pad = 0;
+	char *out;
 
-	if (len == 0 || len % 4 != 0 || len > 65536)
+	if (len > 65536 || stk_base64_decode(s, len, &out, out_len, NULL))
 		return NULL;
-	out = stk_malloc(len / 4 * 3 + 1);
-	n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
-	if (n < 0) {
-		free(out);
-		return NULL;
-	}
-	if (s[len - 1] == '=')
-		pad++;
-	if (s[len - 2] == '=')
-		pad++;
-	*out_len = (size_t)n - pad;
-	return out;
+	return (unsigned char *)out;
 }
 
 /* OpenSSH host patterns: '*' and '?' are wildcards, everything else (brackets too) literal. */
