@@ -293,3 +293,9 @@ static const struct stk_api_field gateway_report_fields[] = {
 };
 const struct stk_api_type stk_api_gateway_report_type =
 	TYPE("GatewayReport", struct stk_gateway_report, gateway_report_fields);
+
+bool stk_api_report_synced_at(const struct stk_gateway_report *rep, const char *commit)
+{
+	return commit && *commit && rep->sync_status && !strcmp(rep->sync_status, "Synced") &&
+	       rep->synced_commit && !strcmp(rep->synced_commit, commit);
+}

@@ -319,6 +319,23 @@ static void test_api__metadata_configmap_profile_entry(void **state)
 	stk_buf_release(&b);
 }
 
+static void test_api__report_synced_at(void **state)
+{
+	struct stk_gateway_report r = {0};
+	char synced[] = "Synced", error[] = "Error", c1[] = "1111", c2[] = "2222";
+
+	(void)state;
+	assert_false(stk_api_report_synced_at(&r, c1)); /* no report fields */
+	r.sync_status = synced;
+	r.synced_commit = c1;
+	assert_true(stk_api_report_synced_at(&r, c1));
+	assert_false(stk_api_report_synced_at(&r, c2)); /* another commit */
+	assert_false(stk_api_report_synced_at(&r, "")); /* no target yet */
+	assert_false(stk_api_report_synced_at(&r, NULL));
+	r.sync_status = error;
+	assert_false(stk_api_report_synced_at(&r, c1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +346,7 @@ int main(void)
 		cmocka_unit_test(test_api__rules_shared_with_daemons),
 		cmocka_unit_test(test_api__status_configmap_payload_round_trips),
 		cmocka_unit_test(test_api__metadata_configmap_profile_entry),
+		cmocka_unit_test(test_api__report_synced_at),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

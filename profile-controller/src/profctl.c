@@ -211,8 +211,7 @@ static void dependencies(struct rec *r, struct lookup *l)
 			bool synced;
 			memset(&rep, 0, sizeof(rep));
 			synced = gateway_report(r->c, r->ns, &w.items[j], &rep, &commit) &&
-				 *commit && rep.sync_status && !strcmp(rep.sync_status, "Synced") &&
-				 rep.synced_commit && !strcmp(rep.synced_commit, commit);
+				 stk_api_report_synced_at(&rep, commit);
 			total++;
 			if (!synced) {
 				if (pending < 10)

@@ -68,12 +68,6 @@ static bool str_eq(const char *a, const char *b)
 	return a && b && !strcmp(a, b);
 }
 
-bool syncctl_report_synced_at(const struct stk_gateway_report *rep, const char *commit)
-{
-	return commit && *commit && str_eq(rep->sync_status, "Synced") &&
-	       str_eq(rep->synced_commit, commit);
-}
-
 /* The commit every gateway of profile `dep` reports Synced at: 1 all at `commit` (or no
  * gateways), 0 all at one other commit (*common), -1 otherwise. */
 static int dep_state(const struct syncctl_fleet *f, const char *dep, const char **common)
@@ -172,7 +166,7 @@ void syncctl_fleet_evaluate(struct syncctl_fleet *f)
 			g->synced = str_eq(agent, "Synced") &&
 				    str_eq(g->rep.synced_ref, g->ref_override);
 		else
-			g->synced = syncctl_report_synced_at(&g->rep, f->commit);
+			g->synced = stk_api_report_synced_at(&g->rep, f->commit);
 		if (g->synced)
 			g->state = "Synced";
 		else if (str_eq(agent, "Error"))

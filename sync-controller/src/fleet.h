@@ -55,9 +55,6 @@ struct syncctl_profile *syncctl_fleet_add_profile(struct syncctl_fleet *f, const
 struct syncctl_profile *syncctl_fleet_profile(struct syncctl_fleet *f, const char *name);
 void syncctl_fleet_release(struct syncctl_fleet *f);
 
-/* True when the report says Synced at `commit` (a non-empty SHA). */
-bool syncctl_report_synced_at(const struct stk_gateway_report *rep, const char *commit);
-
 /* Computes gates, gateway states and the counts. Gateways end up sorted by name, pod. */
 void syncctl_fleet_evaluate(struct syncctl_fleet *f);
 

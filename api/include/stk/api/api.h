@@ -86,6 +86,13 @@ extern const struct stk_api_type stk_api_profile_entry_type;
 extern const struct stk_api_type stk_api_gateway_info_type;
 extern const struct stk_api_type stk_api_gateway_report_type;
 
+/*
+ * True when a gateway's report says Synced at `commit` (a non-empty SHA): the one rule
+ * for "synced" that the sync-controller's gates and the profile-controller's
+ * DependenciesMet share. Any thread.
+ */
+bool stk_api_report_synced_at(const struct stk_gateway_report *rep, const char *commit);
+
 /* Parses one payload value (JSON text) with `t`. As stk_api_decode_json. */
 int stk_api_decode_payload(const struct stk_api_type *t, void *out, const char *json, size_t len,
 			   stk_err *err);
