@@ -10,14 +10,14 @@
 #include <sys/resource.h>
 
 #include "artifact.h"
-#include "gitremote.h"
+#include "stk/git.h"
 #include "stk/loop.h"
 
 int main(int argc, char **argv)
 {
-	struct srcctl_remote_opts o = {NULL, NULL, 0};
-	struct srcctl_ref_spec spec = {"main", NULL, NULL, NULL, NULL};
-	struct srcctl_resolved res;
+	struct stk_git_remote_opts o = {NULL, NULL, 0};
+	struct stk_git_ref_spec spec = {"main", NULL, NULL, NULL, NULL};
+	struct stk_git_resolved res;
 	struct srcctl_pack_opts po = SRCCTL_PACK_OPTS_INIT;
 	struct srcctl_pack_result pr;
 	git_repository *repo = NULL;
@@ -33,8 +33,8 @@ int main(int argc, char **argv)
 	o.url = argv[1];
 	snprintf(repo_path, sizeof(repo_path), "%s/repo.git", argv[2]);
 	t0 = stk_now_ms();
-	if (srcctl_remote_resolve(&o, &spec, &res, &err) ||
-	    srcctl_remote_fetch(&o, repo_path, res.refname, res.commit, &repo, &err)) {
+	if (stk_git_resolve(&o, &spec, &res, &err) ||
+	    stk_git_fetch(&o, repo_path, res.refname, res.commit, &repo, &err)) {
 		fprintf(stderr, "bench_artifact: %s\n", err.message);
 		return 1;
 	}

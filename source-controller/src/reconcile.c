@@ -16,7 +16,7 @@
 #include <openssl/evp.h>
 
 #include "artifact.h"
-#include "gitremote.h"
+#include "stk/git.h"
 #include "stk/alloc.h"
 #include "stk/api/api.h"
 #include "stk/json.h"
@@ -274,10 +274,10 @@ static int load_secrets(struct rec *r, stk_err *err)
 }
 
 /* The ref to resolve: spec.ref, unless the requested-ref annotation asks for another. */
-static struct srcctl_ref_spec ref_spec(const struct rec *r, const char **requested)
+static struct stk_git_ref_spec ref_spec(const struct rec *r, const char **requested)
 {
 	const struct stk_gitsource_ref *s = &r->gs.spec.ref;
-	struct srcctl_ref_spec spec = {s->branch, s->tag, s->semver, s->commit, s->name};
+	struct stk_git_ref_spec spec = {s->branch, s->tag, s->semver, s->commit, s->name};
 	const char *req =
 		stk_json_str(r->raw, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL);
 
@@ -289,7 +289,7 @@ static struct srcctl_ref_spec ref_spec(const struct rec *r, const char **request
 				  : s->commit ? s->commit
 					      : s->semver;
 		if (!cur || strcmp(cur, req)) {
-			struct srcctl_ref_spec o = {NULL, NULL, NULL, NULL, NULL};
+			struct stk_git_ref_spec o = {NULL, NULL, NULL, NULL, NULL};
 			bool hex = strlen(req) == 40 && strspn(req, "0123456789abcdef") == 40;
 			if (hex)
 				o.commit = req;
@@ -317,10 +317,10 @@ static void clear_requested_ref(struct rec *r)
 static int reconcile_source(struct rec *r, uint64_t *requeue, stk_err *err)
 {
 	const struct stk_gitsource_spec *spec = &r->gs.spec;
-	struct srcctl_git_auth auth;
-	struct srcctl_remote_opts ro;
-	struct srcctl_resolved res;
-	struct srcctl_ref_spec rs;
+	struct stk_git_creds auth;
+	struct stk_git_remote_opts ro;
+	struct stk_git_resolved res;
+	struct stk_git_ref_spec rs;
 	const char *requested = NULL;
 	stk_err e = STK_ERR_INIT;
 	int64_t interval_ms = 60000, timeout_ms = 30000;
@@ -358,13 +358,13 @@ static int reconcile_source(struct rec *r, uint64_t *requeue, stk_err *err)
 		clear_requested_ref(r);
 
 	uint64_t fetch_start = stk_now_ms();
-	rc = srcctl_remote_resolve(&ro, &rs, &res, &e);
+	rc = stk_git_resolve(&ro, &rs, &res, &e);
 	if (!rc) {
 		snprintf(path, sizeof(path), "%s/repo.git", r->dir);
 		rc = srcctl_mkdir_p(r->dir) ? stk_err_errno(&e, errno, "cannot create %s", r->dir)
 					    : 0;
 		if (!rc)
-			rc = srcctl_remote_fetch(&ro, path, res.refname, res.commit, &repo, &e);
+			rc = stk_git_fetch(&ro, path, res.refname, res.commit, &repo, &e);
 	}
 	if (r->cfg->fetch_duration)
 		stk_metrics_observe(r->cfg->fetch_duration, (const char *const[]){r->name, r->ns},

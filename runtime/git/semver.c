@@ -1,4 +1,4 @@
-#include "semver.h"
+#include "stk/semver.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@ enum op {
 
 struct comparator {
 	enum op op;
-	struct srcctl_semver v;
+	struct stk_semver v;
 };
 
 /* A conjunction of comparators; a range is a disjunction of these. */
@@ -29,7 +29,7 @@ struct conj {
 	size_t n;
 };
 
-struct srcctl_range {
+struct stk_semver_range {
 	struct conj *alts;
 	size_t n;
 };
@@ -54,9 +54,9 @@ static int parse_num(const char **p, uint64_t *out)
 	return 0;
 }
 
-int srcctl_semver_parse(struct srcctl_semver *out, const char *s)
+int stk_semver_parse(struct stk_semver *out, const char *s)
 {
-	struct srcctl_semver v;
+	struct stk_semver v;
 	const char *p = s;
 	size_t n;
 
@@ -131,7 +131,7 @@ static int cmp_pre(const char *a, const char *b)
 	return *a ? 1 : (*b ? -1 : 0);
 }
 
-int srcctl_semver_cmp(const struct srcctl_semver *a, const struct srcctl_semver *b)
+int stk_semver_cmp(const struct stk_semver *a, const struct stk_semver *b)
 {
 	if (a->major != b->major)
 		return a->major < b->major ? -1 : 1;
@@ -144,7 +144,7 @@ int srcctl_semver_cmp(const struct srcctl_semver *a, const struct srcctl_semver 
 
 /* A partial version "1", "1.2", "1.2.x", "*": how many parts were given (0..3). */
 struct partial {
-	struct srcctl_semver v;
+	struct stk_semver v;
 	int parts;
 };
 
@@ -176,7 +176,7 @@ static int parse_partial(const char *s, struct partial *out)
 		char full[160];
 		snprintf(full, sizeof(full), "%llu.%llu.%llu%s", (unsigned long long)r.v.major,
 			 (unsigned long long)r.v.minor, (unsigned long long)r.v.patch, p);
-		if (srcctl_semver_parse(&r.v, full))
+		if (stk_semver_parse(&r.v, full))
 			return STK_EPARSE;
 		p += strlen(p);
 	} else if (*p == '+') {
@@ -191,9 +191,9 @@ static int parse_partial(const char *s, struct partial *out)
 	return 0;
 }
 
-static struct srcctl_semver bump(struct srcctl_semver v, int part)
+static struct stk_semver bump(struct stk_semver v, int part)
 {
-	struct srcctl_semver r;
+	struct stk_semver r;
 
 	memset(&r, 0, sizeof(r));
 	r.major = v.major;
@@ -210,7 +210,7 @@ static struct srcctl_semver bump(struct srcctl_semver v, int part)
 	return r;
 }
 
-static int conj_add(struct conj *c, enum op op, struct srcctl_semver v)
+static int conj_add(struct conj *c, enum op op, struct stk_semver v)
 {
 	if (c->n == RANGE_MAX_COMPARATORS)
 		return STK_ETOOBIG;
@@ -263,7 +263,7 @@ static int add_token(struct conj *c, const char *tok)
 	}
 	if (pv.parts < 3) {
 		/* x-range: "1.2" means >=1.2.0 <1.3.0-0, "<1.2" means <1.2.0-0 ... */
-		struct srcctl_semver hi = bump(pv.v, pv.parts - 1);
+		struct stk_semver hi = bump(pv.v, pv.parts - 1);
 		switch (op) {
 		case OP_EQ:
 			rc = conj_add(c, OP_GE, pv.v);
@@ -284,9 +284,9 @@ static int add_token(struct conj *c, const char *tok)
 	return conj_add(c, op, pv.v);
 }
 
-int srcctl_range_parse(srcctl_range **out, const char *s, stk_err *err)
+int stk_semver_range_parse(stk_semver_range **out, const char *s, stk_err *err)
 {
-	srcctl_range *r;
+	stk_semver_range *r;
 	char *copy, *alt, *next;
 	int rc = 0;
 
@@ -352,7 +352,7 @@ int srcctl_range_parse(srcctl_range **out, const char *s, stk_err *err)
 	}
 	free(copy);
 	if (rc) {
-		srcctl_range_free(r);
+		stk_semver_range_free(r);
 		return stk_err_set(err, rc,
 				   rc == STK_ETOOBIG ? "semver range has too many parts"
 						     : "\"%.100s\" is not a semver range",
@@ -362,7 +362,7 @@ int srcctl_range_parse(srcctl_range **out, const char *s, stk_err *err)
 	return 0;
 }
 
-void srcctl_range_free(srcctl_range *r)
+void stk_semver_range_free(stk_semver_range *r)
 {
 	if (!r)
 		return;
@@ -370,9 +370,9 @@ void srcctl_range_free(srcctl_range *r)
 	free(r);
 }
 
-static bool comp_match(const struct comparator *c, const struct srcctl_semver *v)
+static bool comp_match(const struct comparator *c, const struct stk_semver *v)
 {
-	int d = srcctl_semver_cmp(v, &c->v);
+	int d = stk_semver_cmp(v, &c->v);
 
 	switch (c->op) {
 	case OP_EQ:
@@ -391,7 +391,7 @@ static bool comp_match(const struct comparator *c, const struct srcctl_semver *v
 	return false;
 }
 
-bool srcctl_range_match(const srcctl_range *r, const struct srcctl_semver *v)
+bool stk_semver_range_match(const stk_semver_range *r, const struct stk_semver *v)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		const struct conj *c = &r->alts[i];
@@ -412,15 +412,15 @@ bool srcctl_range_match(const srcctl_range *r, const struct srcctl_semver *v)
 	return false;
 }
 
-long srcctl_range_best(const srcctl_range *r, const char *const *tags, size_t n)
+long stk_semver_range_best(const stk_semver_range *r, const char *const *tags, size_t n)
 {
-	struct srcctl_semver best, v;
+	struct stk_semver best, v;
 	long at = -1;
 
 	for (size_t i = 0; i < n; i++) {
-		if (srcctl_semver_parse(&v, tags[i]) || !srcctl_range_match(r, &v))
+		if (stk_semver_parse(&v, tags[i]) || !stk_semver_range_match(r, &v))
 			continue;
-		if (at < 0 || srcctl_semver_cmp(&v, &best) > 0) {
+		if (at < 0 || stk_semver_cmp(&v, &best) > 0) {
 			best = v;
 			at = (long)i;
 		}

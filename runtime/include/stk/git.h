@@ -1,11 +1,11 @@
 /*
- * Talking to Git remotes with libgit2: listing refs (ls-remote), resolving a GitSource
- * ref to a commit, and fetching that commit into the source's cached bare clone, with
- * the GitSource's credentials held in memory only (never written to disk) and ssh host
- * keys checked against known_hosts when given.
+ * Talking to Git remotes with libgit2: listing refs (ls-remote), resolving a ref (branch,
+ * tag, semver range, name, commit) to a commit, fetching that commit incrementally into a
+ * bare repository, and exporting a commit's tree, with credentials held in memory only
+ * (never written to disk) and ssh host keys checked against known_hosts when given.
  */
-#ifndef SRCCTL_GITREMOTE_H
-#define SRCCTL_GITREMOTE_H
+#ifndef STK_GIT_H
+#define STK_GIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,7 +15,7 @@
 #include "stk/err.h"
 
 /* Credentials read from Secrets for one reconcile; the caller wipes and frees them. */
-struct srcctl_git_auth {
+struct stk_git_creds {
 	const char *ssh_key;	 /* PEM/OpenSSH private key, or NULL */
 	const char *known_hosts; /* known_hosts text, or NULL: host key not verified */
 	const char *username;	 /* basic auth, or NULL */
@@ -24,26 +24,26 @@ struct srcctl_git_auth {
 };
 
 /* What a GitSource asks for: exactly one field is set (the API validates that). */
-struct srcctl_ref_spec {
+struct stk_git_ref_spec {
 	const char *branch, *tag, *semver, *commit, *name;
 };
 
 /* The outcome of resolution. */
-struct srcctl_resolved {
+struct stk_git_resolved {
 	char commit[41];	/* 40-hex commit id */
 	char ref[256];		/* "main", "v1.2.0" — what status.artifact.ref shows */
 	char refname[300];	/* "refs/heads/main", "refs/tags/v1.2.0"; "" for a bare commit */
 	bool host_key_verified; /* ssh with known_hosts that matched */
 };
 
-struct srcctl_remote_opts {
+struct stk_git_remote_opts {
 	const char *url;
-	const struct srcctl_git_auth *auth;
+	const struct stk_git_creds *auth;
 	uint64_t timeout_ms; /* whole operation; 0: none */
 };
 
 /* One-time libgit2 set-up (thread-safe, idempotent). */
-void srcctl_git_init(void);
+void stk_git_init(void);
 
 /*
  * Lists the remote's refs and resolves `spec`: a branch to its head; a tag to its commit
@@ -54,8 +54,8 @@ void srcctl_git_init(void);
  * STK_EUNAVAIL (cannot reach the server), STK_ETIMEOUT, STK_EINVAL (bad range). The
  * message never contains a credential. Worker threads; blocking.
  */
-int srcctl_remote_resolve(const struct srcctl_remote_opts *o, const struct srcctl_ref_spec *spec,
-			  struct srcctl_resolved *out, stk_err *err);
+int stk_git_resolve(const struct stk_git_remote_opts *o, const struct stk_git_ref_spec *spec,
+		    struct stk_git_resolved *out, stk_err *err);
 
 /*
  * Makes sure `commit` is in the bare repository at `repo_path` (created when missing),
@@ -64,9 +64,28 @@ int srcctl_remote_resolve(const struct srcctl_remote_opts *o, const struct srcct
  * with git_repository_free) on success. Same errors as resolve, plus STK_ENOTFOUND when
  * the commit is not in the remote's history and STK_EIO for local storage errors.
  */
-int srcctl_remote_fetch(const struct srcctl_remote_opts *o, const char *repo_path,
-			const char *refname, const char *commit, git_repository **repo_out,
-			stk_err *err);
+int stk_git_fetch(const struct stk_git_remote_opts *o, const char *repo_path, const char *refname,
+		  const char *commit, git_repository **repo_out, stk_err *err);
+
+struct stk_git_export_result {
+	uint64_t files, dirs, bytes;
+	size_t skipped_symlinks;   /* symbolic links left out, as the artifact packer does */
+	size_t skipped_submodules; /* gitlinks left out */
+};
+
+/*
+ * Writes the tree of `commit` (in `repo`) as a new directory `dest`, which must not
+ * exist: regular files (0644, or 0755 for git's 100755) and directories (0755) only —
+ * symbolic links and submodules are left out and counted, exactly as the artifact packer
+ * does, so both source modes give the agent the same tree. Built in a temporary sibling
+ * "<dest>.tmp-XXXXXX" renamed into place at the end; on failure nothing is left. A tree
+ * entry git would refuse to check out ("", ".", "..", ".git", a '/') fails the export.
+ * Errors: STK_EINVAL (bad arguments or tree), STK_EEXIST (dest exists), STK_ENOTFOUND
+ * (no such commit), STK_EIO (libgit2 or filesystem, with its message). Blocking; the
+ * repository belongs to the calling thread for the duration.
+ */
+int stk_git_export(git_repository *repo, const char *commit, const char *dest,
+		   struct stk_git_export_result *out, stk_err *err);
 
 /*
  * Checks an ssh host key (raw blob, key type name such as "ssh-ed25519") for `host` and
@@ -74,7 +93,7 @@ int srcctl_remote_fetch(const struct srcctl_remote_opts *o, const char *repo_pat
  * comma-separated host lists, markers such as @revoked honoured by refusing). True when
  * a line for the host carries exactly this key. Any thread.
  */
-bool srcctl_known_hosts_match(const char *known_hosts, const char *host, int port,
-			      const char *key_type, const unsigned char *key, size_t key_len);
+bool stk_git_known_hosts_match(const char *known_hosts, const char *host, int port,
+			       const char *key_type, const unsigned char *key, size_t key_len);
 
 #endif

@@ -1,13 +1,21 @@
-#include "gitremote.h"
+/* nftw() is XSI. */
+#define _XOPEN_SOURCE 700
+#include "stk/git.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "semver.h"
+#include "stk/semver.h"
 #include "stk/alloc.h"
 #include "stk/base64.h"
 #include "stk/buf.h"
@@ -24,7 +32,7 @@ static void git_init_once(void)
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
 }
 
-void srcctl_git_init(void)
+void stk_git_init(void)
 {
 	pthread_once(&git_once, git_init_once);
 }
@@ -86,8 +94,8 @@ static bool kh_pattern_match(const char *pat, size_t len, const char *host_str)
 	return kh_wildcard(buf, host_str);
 }
 
-bool srcctl_known_hosts_match(const char *known_hosts, const char *host, int port,
-			      const char *key_type, const unsigned char *key, size_t key_len)
+bool stk_git_known_hosts_match(const char *known_hosts, const char *host, int port,
+			       const char *key_type, const unsigned char *key, size_t key_len)
 {
 	char host_str[300];
 	const char *line = known_hosts;
@@ -158,7 +166,7 @@ bool srcctl_known_hosts_match(const char *known_hosts, const char *host, int por
 /* ---- libgit2 callbacks ------------------------------------------------------------- */
 
 struct remote_ctx {
-	const struct srcctl_remote_opts *opts;
+	const struct stk_git_remote_opts *opts;
 	char host[256];
 	int port;
 	uint64_t deadline_ms;
@@ -190,7 +198,7 @@ static int cb_credentials(git_credential **out, const char *url, const char *use
 			  unsigned int allowed, void *payload)
 {
 	struct remote_ctx *c = payload;
-	const struct srcctl_git_auth *a = c->opts->auth;
+	const struct stk_git_creds *a = c->opts->auth;
 
 	(void)url;
 	/* libgit2 asks again after a refusal: a second request means the first failed. */
@@ -217,7 +225,7 @@ static int cb_credentials(git_credential **out, const char *url, const char *use
 static int cb_certificate(git_cert *cert, int valid, const char *host, void *payload)
 {
 	struct remote_ctx *c = payload;
-	const struct srcctl_git_auth *a = c->opts->auth;
+	const struct stk_git_creds *a = c->opts->auth;
 	git_cert_hostkey *hk;
 
 	(void)host;
@@ -228,8 +236,8 @@ static int cb_certificate(git_cert *cert, int valid, const char *host, void *pay
 		return 0; /* no known_hosts given: accepted, reported as not verified */
 	hk = (git_cert_hostkey *)cert;
 	if ((hk->type & GIT_CERT_SSH_RAW) &&
-	    srcctl_known_hosts_match(a->known_hosts, c->host, c->port, raw_type_name(hk->raw_type),
-				     (const unsigned char *)hk->hostkey, hk->hostkey_len)) {
+	    stk_git_known_hosts_match(a->known_hosts, c->host, c->port, raw_type_name(hk->raw_type),
+				      (const unsigned char *)hk->hostkey, hk->hostkey_len)) {
 		c->host_verified = true;
 		return 0;
 	}
@@ -259,7 +267,7 @@ static int cb_sideband(const char *str, int len, void *payload)
 	return cb_deadline(payload);
 }
 
-static void ctx_init(struct remote_ctx *c, const struct srcctl_remote_opts *o,
+static void ctx_init(struct remote_ctx *c, const struct stk_git_remote_opts *o,
 		     git_remote_callbacks *cbs)
 {
 	memset(c, 0, sizeof(*c));
@@ -351,7 +359,7 @@ static const git_remote_head *find_tag(const git_remote_head **heads, size_t n, 
 	return find_head(heads, n, name);
 }
 
-static void set_result(struct srcctl_resolved *r, const git_oid *oid, const char *ref,
+static void set_result(struct stk_git_resolved *r, const git_oid *oid, const char *ref,
 		       const char *refname)
 {
 	git_oid_tostr(r->commit, sizeof(r->commit), oid);
@@ -369,19 +377,19 @@ static bool is_hex40(const char *s)
 	return i == 40;
 }
 
-int srcctl_remote_resolve(const struct srcctl_remote_opts *o, const struct srcctl_ref_spec *spec,
-			  struct srcctl_resolved *out, stk_err *err)
+int stk_git_resolve(const struct stk_git_remote_opts *o, const struct stk_git_ref_spec *spec,
+		    struct stk_git_resolved *out, stk_err *err)
 {
 	struct remote_ctx ctx;
 	git_remote_callbacks cbs;
 	git_remote *remote = NULL;
 	const git_remote_head **heads = NULL;
 	size_t n = 0;
-	struct srcctl_resolved r;
+	struct stk_git_resolved r;
 	char name[300];
 	int rc;
 
-	srcctl_git_init();
+	stk_git_init();
 	memset(&r, 0, sizeof(r));
 	ctx_init(&ctx, o, &cbs);
 	if (spec->commit) {
@@ -424,11 +432,11 @@ int srcctl_remote_resolve(const struct srcctl_remote_opts *o, const struct srcct
 		snprintf(name, sizeof(name), "refs/tags/%s", spec->tag);
 		set_result(&r, &h->oid, spec->tag, name);
 	} else if (spec->semver) {
-		srcctl_range *range = NULL;
+		stk_semver_range *range = NULL;
 		const char **tags = stk_calloc(n + 1, sizeof(*tags));
 		size_t nt = 0;
 		long best;
-		rc = srcctl_range_parse(&range, spec->semver, err);
+		rc = stk_semver_range_parse(&range, spec->semver, err);
 		if (rc) {
 			free(tags);
 			goto out;
@@ -438,8 +446,8 @@ int srcctl_remote_resolve(const struct srcctl_remote_opts *o, const struct srcct
 			if (!strncmp(nm, "refs/tags/", 10) && !strstr(nm, "^{}"))
 				tags[nt++] = nm + 10;
 		}
-		best = srcctl_range_best(range, tags, nt);
-		srcctl_range_free(range);
+		best = stk_semver_range_best(range, tags, nt);
+		stk_semver_range_free(range);
 		if (best < 0) {
 			free(tags);
 			rc = stk_err_set(err, STK_ENOTFOUND, "no tag matches semver range \"%s\"",
@@ -490,9 +498,8 @@ static bool has_commit(git_repository *repo, const char *hex)
 	return true;
 }
 
-int srcctl_remote_fetch(const struct srcctl_remote_opts *o, const char *repo_path,
-			const char *refname, const char *commit, git_repository **repo_out,
-			stk_err *err)
+int stk_git_fetch(const struct stk_git_remote_opts *o, const char *repo_path, const char *refname,
+		  const char *commit, git_repository **repo_out, stk_err *err)
 {
 	struct remote_ctx ctx;
 	git_fetch_options fo;
@@ -503,7 +510,7 @@ int srcctl_remote_fetch(const struct srcctl_remote_opts *o, const char *repo_pat
 	git_strarray refspecs = {specs, 0};
 	int rc;
 
-	srcctl_git_init();
+	stk_git_init();
 	if (git_repository_open_bare(&repo, repo_path) != 0 &&
 	    git_repository_init(&repo, repo_path, 1) != 0)
 		return stk_err_set(err, STK_EIO, "cannot create the clone at %s: %s", repo_path,
@@ -548,5 +555,179 @@ done:
 fail:
 	git_remote_free(remote);
 	git_repository_free(repo);
+	return rc;
+}
+
+/* ---- export --------------------------------------------------------------------------- */
+
+struct export_ctx {
+	git_repository *repo;
+	struct stk_git_export_result *res;
+	stk_buf path; /* the entry being written, for messages */
+	stk_err *err;
+};
+
+/* The names git itself refuses to check out (and so does the artifact packer). */
+static bool export_name_ok(const char *n)
+{
+	return *n && strcmp(n, ".") && strcmp(n, "..") && strcasecmp(n, ".git") && !strchr(n, '/');
+}
+
+static int export_blob(struct export_ctx *c, int dirfd, const git_tree_entry *e)
+{
+	const char *name = git_tree_entry_name(e);
+	git_blob *blob = NULL;
+	const unsigned char *p;
+	size_t left;
+	mode_t mode = git_tree_entry_filemode(e) == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644;
+	int fd = -1, rc = 0;
+
+	if (git_blob_lookup(&blob, c->repo, git_tree_entry_id(e)))
+		return stk_err_set(c->err, STK_EIO, "%s: %s", c->path.ptr,
+				   git_error_last()->message);
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0 || fchmod(fd, mode)) {
+		rc = stk_err_set(c->err, STK_EIO, "%s: %s", c->path.ptr, strerror(errno));
+		goto out;
+	}
+	p = git_blob_rawcontent(blob);
+	for (left = (size_t)git_blob_rawsize(blob); left > 0;) {
+		ssize_t n = write(fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = stk_err_set(c->err, STK_EIO, "%s: %s", c->path.ptr, strerror(errno));
+			goto out;
+		}
+		p += n;
+		left -= (size_t)n;
+		c->res->bytes += (uint64_t)n;
+	}
+	if (close(fd)) {
+		fd = -1;
+		rc = stk_err_set(c->err, STK_EIO, "%s: %s", c->path.ptr, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	c->res->files++;
+out:
+	if (fd >= 0)
+		close(fd);
+	git_blob_free(blob);
+	return rc;
+}
+
+static int export_tree(struct export_ctx *c, int dirfd, const git_tree *tree)
+{
+	size_t n = git_tree_entrycount(tree), plen = c->path.len;
+	int rc = 0;
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+		const char *name = git_tree_entry_name(e);
+		git_filemode_t mode = git_tree_entry_filemode(e);
+
+		c->path.len = plen;
+		stk_buf_printf(&c->path, "%s%s", plen ? "/" : "", name);
+		if (!export_name_ok(name)) {
+			rc = stk_err_set(c->err, STK_EINVAL,
+					 "invalid entry name in tree: \"%.200s\"", c->path.ptr);
+			break;
+		}
+		switch (mode) {
+		case GIT_FILEMODE_TREE: {
+			git_tree *sub = NULL;
+			int fd;
+
+			if (git_tree_lookup(&sub, c->repo, git_tree_entry_id(e)))
+				return stk_err_set(c->err, STK_EIO, "%s: %s", c->path.ptr,
+						   git_error_last()->message);
+			if (mkdirat(dirfd, name, 0755) ||
+			    (fd = openat(dirfd, name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+				git_tree_free(sub);
+				return stk_err_set(c->err, STK_EIO, "%s: %s", c->path.ptr,
+						   strerror(errno));
+			}
+			c->res->dirs++;
+			rc = export_tree(c, fd, sub);
+			close(fd);
+			git_tree_free(sub);
+			break;
+		}
+		case GIT_FILEMODE_BLOB:
+		case GIT_FILEMODE_BLOB_EXECUTABLE:
+			rc = export_blob(c, dirfd, e);
+			break;
+		case GIT_FILEMODE_LINK:
+			c->res->skipped_symlinks++;
+			break;
+		case GIT_FILEMODE_COMMIT:
+			c->res->skipped_submodules++;
+			break;
+		default:
+			rc = stk_err_set(c->err, STK_EINVAL, "unknown mode %o for \"%.200s\"",
+					 (unsigned)mode, c->path.ptr);
+		}
+	}
+	c->path.len = plen;
+	return rc;
+}
+
+static int export_rm_walk(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+int stk_git_export(git_repository *repo, const char *commit, const char *dest,
+		   struct stk_git_export_result *out, stk_err *err)
+{
+	struct stk_git_export_result res = {0};
+	struct export_ctx c = {repo, &res, STK_BUF_INIT(8192), err};
+	git_oid oid;
+	git_commit *cm = NULL;
+	git_tree *tree = NULL;
+	stk_buf tmp = STK_BUF_INIT(8192);
+	int dirfd = -1, rc;
+	struct stat st;
+
+	if (!repo || !commit || !dest || !is_hex40(commit))
+		return stk_err_set(err, STK_EINVAL, "export: bad arguments");
+	if (lstat(dest, &st) == 0)
+		return stk_err_set(err, STK_EEXIST, "%s already exists", dest);
+	if (git_oid_fromstr(&oid, commit) || git_commit_lookup(&cm, repo, &oid))
+		return stk_err_set(err, STK_ENOTFOUND, "commit %s not in the repository", commit);
+	if (git_commit_tree(&tree, cm)) {
+		rc = stk_err_set(err, STK_EIO, "tree of %s: %s", commit, git_error_last()->message);
+		goto out;
+	}
+	stk_buf_printf(&tmp, "%s.tmp-XXXXXX", dest);
+	if (!mkdtemp(tmp.ptr)) {
+		rc = stk_err_set(err, STK_EIO, "cannot create %s: %s", tmp.ptr, strerror(errno));
+		stk_buf_release(&tmp);
+		goto out;
+	}
+	chmod(tmp.ptr, 0755);
+	dirfd = open(tmp.ptr, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0)
+		rc = stk_err_set(err, STK_EIO, "%s: %s", tmp.ptr, strerror(errno));
+	else
+		rc = export_tree(&c, dirfd, tree);
+	if (!rc && rename(tmp.ptr, dest))
+		rc = stk_err_set(err, STK_EIO, "cannot rename %s to %s: %s", tmp.ptr, dest,
+				 strerror(errno));
+	if (rc)
+		nftw(tmp.ptr, export_rm_walk, 16, FTW_DEPTH | FTW_PHYS);
+	else
+		*out = res;
+out:
+	if (dirfd >= 0)
+		close(dirfd);
+	stk_buf_release(&tmp);
+	stk_buf_release(&c.path);
+	git_tree_free(tree);
+	git_commit_free(cm);
 	return rc;
 }

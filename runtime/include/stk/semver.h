@@ -5,8 +5,8 @@
  * AND, `||` OR. A leading `v` is accepted on versions and tags. Pre-releases match only
  * when a comparator of the same major.minor.patch names a pre-release (as npm does).
  */
-#ifndef SRCCTL_SEMVER_H
-#define SRCCTL_SEMVER_H
+#ifndef STK_SEMVER_H
+#define STK_SEMVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,28 +14,28 @@
 
 #include "stk/err.h"
 
-struct srcctl_semver {
+struct stk_semver {
 	uint64_t major, minor, patch;
 	char pre[64]; /* pre-release identifiers, "" for a release; build metadata dropped */
 };
 
 /* Parses "1.2.3", "v1.2.3-rc.1+build". 0 or STK_EPARSE. Any thread. */
-int srcctl_semver_parse(struct srcctl_semver *out, const char *s);
+int stk_semver_parse(struct stk_semver *out, const char *s);
 
 /* <0, 0, >0 by semver precedence. */
-int srcctl_semver_cmp(const struct srcctl_semver *a, const struct srcctl_semver *b);
+int stk_semver_cmp(const struct stk_semver *a, const struct stk_semver *b);
 
-typedef struct srcctl_range srcctl_range;
+typedef struct stk_semver_range stk_semver_range;
 
 /* Parses a range. 0, STK_EPARSE (message names the bad part) or STK_ETOOBIG. */
-int srcctl_range_parse(srcctl_range **out, const char *s, stk_err *err);
-void srcctl_range_free(srcctl_range *r);
-bool srcctl_range_match(const srcctl_range *r, const struct srcctl_semver *v);
+int stk_semver_range_parse(stk_semver_range **out, const char *s, stk_err *err);
+void stk_semver_range_free(stk_semver_range *r);
+bool stk_semver_range_match(const stk_semver_range *r, const struct stk_semver *v);
 
 /*
  * Picks the highest of `tags` (names without "refs/tags/") that parse as versions and
  * match `r`. Returns its index, or -1 when none matches.
  */
-long srcctl_range_best(const srcctl_range *r, const char *const *tags, size_t n);
+long stk_semver_range_best(const stk_semver_range *r, const char *const *tags, size_t n);
 
 #endif
