@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent.h"
 #include "cli.h"
 #include "config.h"
 #include "stk/daemon.h"
@@ -39,8 +40,10 @@ int main(int argc, char **argv)
 	rc = stk_daemon_parse(&fs, &level, argc, argv);
 	if (rc < 0 && agent_config_load(&cfg, agent_getenv, NULL, &err))
 		rc = stk_daemon_usage_error(&fs, "%s", err.message);
-	if (rc < 0)
-		rc = stk_daemon_unavailable(&fs, "sync loop");
+	if (rc < 0) {
+		struct agent_options ao = {&cfg, health_addr, metrics_addr, level};
+		rc = agent_run(&ao);
+	}
 	stk_flagset_free(&fs);
 	return rc;
 }

@@ -17,19 +17,26 @@ static const struct agent_var agent_vars[] = {
 	{"POD_NAMESPACE", NULL, true, "this pod's namespace (downward API)"},
 	{"CR_NAME", NULL, true, "the Stoker this gateway belongs to"},
 	{"GATEWAY_NAME", NULL, false, "gateway identity (default: POD_NAME)"},
-	{"SYNC_PROFILE", NULL, false, "SyncProfile to apply (unset: service-path mode)"},
+	{"SYNC_PROFILE", NULL, false, "SyncProfile to apply (unset: SERVICE_PATH mode)"},
+	{"SERVICE_PATH", NULL, false, "2-tier mode: repository directory mapped onto the data root"},
+	{"EXCLUDE_PATTERNS", NULL, false, "extra exclude globs, comma-separated (pod annotation)"},
 	{"REPO_PATH", "/repo", false, "scratch directory for fetched content"},
 	{"DATA_PATH", NULL, true, "the gateway's data directory"},
 	{"GATEWAY_HOST", "localhost", false, "host of the gateway's HTTP API"},
 	{"GATEWAY_PORT", "8088", false, "port of the gateway's HTTP API"},
 	{"GATEWAY_TLS", "false", false, "use https for the gateway API"},
+	{"GATEWAY_CA_FILE", NULL, false,
+	 "CA bundle to verify the gateway's TLS certificate (unset: not verified; loopback)"},
 	{"API_KEY_FILE", NULL, false, "file holding the gateway API token"},
+	{"STATE_PATH", NULL, false, "where the sync manifest lives (default REPO_PATH/.stoker-state)"},
 	{"SOURCE_MODE", "artifact", false, "artifact (download from source-controller) or git"},
 	{"SOURCE_TOKEN_FILE", "/var/run/secrets/stoker/token", false,
 	 "projected service-account token (artifact mode)"},
 	{"GIT_SSH_KEY_FILE", NULL, false, "ssh private key (git mode)"},
 	{"GIT_KNOWN_HOSTS_FILE", NULL, false, "known_hosts for ssh host verification (git mode)"},
 	{"GIT_TOKEN_FILE", NULL, false, "https token (git mode)"},
+	{"GIT_USERNAME_FILE", NULL, false, "https basic-auth user name (git mode)"},
+	{"GIT_PASSWORD_FILE", NULL, false, "https basic-auth password (git mode)"},
 	{"KUBECONFIG", NULL, false, "kubeconfig to use outside a pod (default: in-cluster)"},
 };
 
@@ -75,7 +82,13 @@ int agent_config_load(struct agent_config *cfg, agent_env_fn env, void *ctx, stk
 	if (!c.gateway_name)
 		c.gateway_name = c.pod_name;
 	c.sync_profile = agent_var(env, ctx, "SYNC_PROFILE");
+	c.service_path = agent_var(env, ctx, "SERVICE_PATH");
+	c.exclude_patterns = agent_var(env, ctx, "EXCLUDE_PATTERNS");
 	c.repo_path = agent_var(env, ctx, "REPO_PATH");
+	c.state_path = agent_var(env, ctx, "STATE_PATH");
+	c.gateway_ca_file = agent_var(env, ctx, "GATEWAY_CA_FILE");
+	c.git_username_file = agent_var(env, ctx, "GIT_USERNAME_FILE");
+	c.git_password_file = agent_var(env, ctx, "GIT_PASSWORD_FILE");
 	c.data_path = agent_var(env, ctx, "DATA_PATH");
 	c.gateway_host = agent_var(env, ctx, "GATEWAY_HOST");
 	c.api_key_file = agent_var(env, ctx, "API_KEY_FILE");
@@ -107,10 +120,20 @@ int agent_config_load(struct agent_config *cfg, agent_env_fn env, void *ctx, stk
 	    agent_require_abs("SOURCE_TOKEN_FILE", c.source_token_file, err) ||
 	    agent_require_abs("GIT_SSH_KEY_FILE", c.git_ssh_key_file, err) ||
 	    agent_require_abs("GIT_KNOWN_HOSTS_FILE", c.git_known_hosts_file, err) ||
-	    agent_require_abs("GIT_TOKEN_FILE", c.git_token_file, err))
+	    agent_require_abs("GIT_TOKEN_FILE", c.git_token_file, err) ||
+	    agent_require_abs("GIT_USERNAME_FILE", c.git_username_file, err) ||
+	    agent_require_abs("GIT_PASSWORD_FILE", c.git_password_file, err) ||
+	    agent_require_abs("STATE_PATH", c.state_path, err) ||
+	    agent_require_abs("GATEWAY_CA_FILE", c.gateway_ca_file, err))
 		return STK_EINVAL;
 	if (!strcmp(c.repo_path, c.data_path))
 		return stk_err_set(err, STK_EINVAL, "REPO_PATH and DATA_PATH must differ");
+	if (!c.sync_profile && !c.service_path)
+		return stk_err_set(err, STK_EINVAL,
+				   "neither SYNC_PROFILE nor SERVICE_PATH is set (one says what to sync)");
+	if (!!c.git_username_file != !!c.git_password_file)
+		return stk_err_set(err, STK_EINVAL,
+				   "GIT_USERNAME_FILE and GIT_PASSWORD_FILE go together");
 	if (c.git_known_hosts_file && !c.git_ssh_key_file)
 		return stk_err_set(err, STK_EINVAL,
 				   "GIT_KNOWN_HOSTS_FILE is set but GIT_SSH_KEY_FILE is not");

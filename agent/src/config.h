@@ -17,8 +17,13 @@ struct agent_config {
 	const char *pod_name;
 	const char *pod_namespace;
 	const char *cr_name;
-	const char *gateway_name; /* GATEWAY_NAME, else POD_NAME */
-	const char *sync_profile; /* NULL: 2-tier service-path mode */
+	const char *gateway_name;     /* GATEWAY_NAME, else POD_NAME */
+	const char *sync_profile;     /* NULL: 2-tier service-path mode */
+	const char *service_path;     /* SERVICE_PATH (2-tier mode), or NULL */
+	const char *exclude_patterns; /* comma list from the pod annotation, or NULL */
+	const char *state_path;	      /* NULL: REPO_PATH/.stoker-state */
+	const char *gateway_ca_file;  /* verify the gateway's certificate with it, or NULL */
+	const char *git_username_file, *git_password_file;
 	const char *repo_path;
 	const char *data_path;
 	const char *gateway_host;

@@ -18,4 +18,5 @@ base=(POD_NAME=gw-0 POD_NAMESPACE=site1 CR_NAME=plant DATA_PATH=/data)
 expect_usage "POD_NAME is not set" POD_NAMESPACE=x CR_NAME=y DATA_PATH=/d
 expect_usage "GATEWAY_PORT" "${base[@]}" GATEWAY_PORT=http
 expect_usage "SOURCE_MODE" "${base[@]}" SOURCE_MODE=svn
+expect_usage "neither SYNC_PROFILE nor SERVICE_PATH" "${base[@]}"
 [ $fails -eq 0 ]

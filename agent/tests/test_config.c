@@ -67,6 +67,10 @@ static void test_config__explicit_values(void **state)
 			     "/etc/git/key",
 			     "GIT_KNOWN_HOSTS_FILE",
 			     "/etc/git/kh",
+			     "SERVICE_PATH",
+			     "services/site",
+			     "EXCLUDE_PATTERNS",
+			     "**/*.log, tmp/**",
 			     NULL};
 	struct agent_config c;
 	(void)state;
@@ -76,6 +80,10 @@ static void test_config__explicit_values(void **state)
 	assert_true(c.gateway_tls);
 	assert_int_equal(c.source_mode, AGENT_SOURCE_GIT);
 	assert_string_equal(c.git_known_hosts_file, "/etc/git/kh");
+	assert_null(c.sync_profile);
+	assert_string_equal(c.service_path, "services/site");
+	assert_string_equal(c.exclude_patterns, "**/*.log, tmp/**");
+	assert_null(c.state_path);
 }
 
 static void expect_error(const char **env, const char *needle)
@@ -113,15 +121,27 @@ static void test_config__errors_name_the_variable(void **state)
 	const char *same[] = {"POD_NAME", "p",	       "POD_NAMESPACE", "n", "CR_NAME",
 			      "c",	  "DATA_PATH", "/repo",		NULL};
 	expect_error(same, "must differ");
-	const char *kh[] = {"POD_NAME",	 "p",  "POD_NAMESPACE",	       "n",   "CR_NAME", "c",
-			    "DATA_PATH", "/d", "GIT_KNOWN_HOSTS_FILE", "/kh", NULL};
+	const char *kh[] = {"POD_NAME",	 "p",  "POD_NAMESPACE",	       "n",   "CR_NAME",      "c",
+			    "DATA_PATH", "/d", "GIT_KNOWN_HOSTS_FILE", "/kh", "SYNC_PROFILE", "s",
+			    NULL};
 	expect_error(kh, "GIT_SSH_KEY_FILE");
+	const char *neither[] = {"POD_NAME", "p", "POD_NAMESPACE", "n", "CR_NAME", "c", "DATA_PATH",
+				 "/d",	     NULL};
+	expect_error(neither, "neither SYNC_PROFILE nor SERVICE_PATH");
+	const char *half[] = {"POD_NAME",  "p",	 "POD_NAMESPACE",     "n",  "CR_NAME",	    "c",
+			      "DATA_PATH", "/d", "GIT_USERNAME_FILE", "/u", "SYNC_PROFILE", "s",
+			      NULL};
+	expect_error(half, "GIT_USERNAME_FILE and GIT_PASSWORD_FILE");
+	const char *state_rel[] = {"POD_NAME",	"p",  "POD_NAMESPACE", "n",  "CR_NAME",	     "c",
+				   "DATA_PATH", "/d", "STATE_PATH",    "st", "SYNC_PROFILE", "s",
+				   NULL};
+	expect_error(state_rel, "STATE_PATH must be an absolute path");
 }
 
 static void test_config__usage_lists_every_variable(void **state)
 {
 	FILE *f = tmpfile();
-	char text[4096];
+	char text[8192];
 	size_t n;
 	(void)state;
 	agent_config_usage(f);

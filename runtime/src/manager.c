@@ -76,6 +76,11 @@ stk_metrics *stk_manager_metrics(stk_manager *m)
 	return m->metrics;
 }
 
+struct stk_health *stk_manager_health(stk_manager *m)
+{
+	return m->health;
+}
+
 stk_recorder *stk_manager_recorder(stk_manager *m)
 {
 	return m->recorder;

@@ -58,6 +58,9 @@ stk_kube *stk_manager_kube(stk_manager *m);
 stk_curlm *stk_manager_curlm(stk_manager *m);
 stk_metrics *stk_manager_metrics(stk_manager *m);
 stk_recorder *stk_manager_recorder(stk_manager *m);
+/* The health registry served on --health-probe-bind-address, for the daemon's own checks
+ * (stk_health_add before stk_manager_run). */
+struct stk_health *stk_manager_health(stk_manager *m);
 /* The --watch-namespaces list (empty: all namespaces). */
 const struct stk_strlist *stk_manager_namespaces(stk_manager *m);
 
