@@ -24,10 +24,11 @@
 
 #define AGENT_HISTORY		 10
 #define AGENT_DEFAULT_PERIOD_S	 30
-#define AGENT_RETRY_MS		 10000 /* after a failed sync, unless the period is shorter */
-#define AGENT_COMMISSION_POLL_MS 2000  /* gwinfo polling until the gateway runs */
-#define AGENT_DESIGNER_POLL_MS	 10000 /* designer policy "wait" */
-#define AGENT_DRIFT_FILES	 20    /* drift paths reported */
+#define AGENT_RETRY_MS		 10000	/* after a failed sync, unless the period is shorter */
+#define AGENT_COMMISSION_POLL_MS 2000	/* gwinfo polling until the gateway runs */
+#define AGENT_DESIGNER_POLL_MS	 10000	/* designer policy "wait" */
+#define AGENT_RETRY_MAX_MS	 300000 /* the same failure retried at most every 5 min */
+#define AGENT_DRIFT_FILES	 20	/* drift paths reported */
 
 struct agent_history {
 	char time[32], commit[41], result[16], duration[32];
@@ -72,6 +73,9 @@ struct agent {
 	bool unscanned;	   /* files changed with no successful scan since */
 	bool restored;	   /* the previous report was read back */
 	bool paused_logged;
+	bool pod_warned;
+	unsigned fail_count; /* the same error in a row: retries back off */
+	char fail_msg[1024];
 	char synced_commit[41];
 	char tree[4200];    /* the tree of synced_commit */
 	char *last_written; /* the report last patched in, to skip identical writes */
@@ -559,6 +563,33 @@ static void check_drift(struct agent *a)
 	agent_result_release(&dr);
 }
 
+/*
+ * The same failure again (a broken artifact, a refused token) is retried with doubling
+ * delays, 10 s up to 5 min, instead of downloading it again every 10 s; any change of
+ * the metadata still triggers a sync at once through the watch.
+ */
+static void retry_backoff(struct agent *a, uint64_t *requeue)
+{
+	uint64_t d = AGENT_RETRY_MS;
+
+	if (!a->rep.status || strcmp(a->rep.status, "Error")) {
+		a->fail_count = 0;
+		a->fail_msg[0] = '\0';
+		return;
+	}
+	if (strcmp(a->fail_msg, a->rep.error)) {
+		snprintf(a->fail_msg, sizeof(a->fail_msg), "%s", a->rep.error);
+		a->fail_count = 0;
+	}
+	for (unsigned i = 0; i < a->fail_count && d < AGENT_RETRY_MAX_MS; i++)
+		d *= 2;
+	a->fail_count++;
+	if (d > AGENT_RETRY_MAX_MS)
+		d = AGENT_RETRY_MAX_MS;
+	if (*requeue < d)
+		*requeue = d;
+}
+
 static int agent_reconcile(void *arg, const char *ns, const char *name, uint64_t *requeue,
 			   stk_err *rerr)
 {
@@ -625,10 +656,13 @@ static int agent_reconcile(void *arg, const char *ns, const char *name, uint64_t
 
 	/* The pod: labels for templates, and the agent-side ref-override. */
 	if (stk_kube_get(a->kube, &STK_GVR_PODS, cfg->pod_namespace, cfg->pod_name, &pod.root,
-			 &err))
-		stk_log_warn("cannot read own pod; templates see no labels", "error", err.message,
-			     NULL);
-	else
+			 &err)) {
+		if (!a->pod_warned)
+			stk_log_warn("cannot read own pod; templates see no labels and "
+				     "ref-override is not honoured",
+				     "error", err.message, NULL);
+		a->pod_warned = true;
+	} else
 		pod.ref_override = stk_api_pod_annotation(pod.root, STK_ANN_REF_OVERRIDE);
 	if (pod.ref_override && !*pod.ref_override)
 		pod.ref_override = NULL;
@@ -938,6 +972,7 @@ out_meta:
 	stk_buf_release(&tree);
 	stk_buf_release(&msg);
 	(void)t0;
+	retry_backoff(a, requeue);
 	return 0;
 }
 

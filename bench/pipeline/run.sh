@@ -164,7 +164,7 @@ PY
 sha=0123456789abcdef0123456789abcdef01234567
 mkdir -p "$big/art"
 tar -C "$big/src" --format=pax --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
-	-czf "$big/art/$sha.tar.gz" .
+	-czf "$big/art/$sha.tar.gz" projects
 digest="sha256:$(sha256sum "$big/art/$sha.tar.gz" | cut -d' ' -f1)"
 "$py" -m http.server --bind 127.0.0.1 --directory "$big/art" 0 >"$work/http.log" 2>&1 &
 pids+=($!)

@@ -7,6 +7,7 @@
 #include "reconcile.h"
 #include "stk/api/api.h"
 #include "stk/daemon.h"
+#include "stk/git.h"
 #include "stk/log.h"
 #include "stk/manager.h"
 
@@ -109,6 +110,7 @@ int srcctl_run(const struct srcctl_options *o)
 
 	memset(&c, 0, sizeof(c));
 	c.o = o;
+	stk_git_init(); /* before any thread: it may set HOME */
 	if (setup(&c, &err)) {
 		stk_log_error("cannot start", "error", err.message, NULL);
 		code = STK_EXIT_FAILURE;

@@ -42,7 +42,10 @@ struct stk_git_remote_opts {
 	uint64_t timeout_ms; /* whole operation; 0: none */
 };
 
-/* One-time libgit2 set-up (thread-safe, idempotent). */
+/*
+ * One-time libgit2 set-up (thread-safe, idempotent). Sets HOME to "/" when it is unset
+ * (libgit2's ssh transport needs one), so call it from main before other threads start.
+ */
 void stk_git_init(void);
 
 /*
