@@ -1076,6 +1076,8 @@ int agent_run(const struct agent_options *o)
 	h.arg = a;
 	if ((rc = stk_manager_cache(a->m, &io, &h, &a->metas, &err)))
 		goto fail;
+	/* One sync once the cache is synced, so a missing metadata ConfigMap is reported. */
+	stk_manager_enqueue(a->m, cfg->pod_namespace, a->meta_name);
 	if ((rc = stk_health_add(stk_manager_health(a->m), "initial-sync",
 				 STK_HEALTH_READY | STK_HEALTH_STARTUP, check_synced_once, a,
 				 &err)))
