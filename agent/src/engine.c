@@ -117,7 +117,27 @@ static void hex(const unsigned char *md, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static int hash_file(const char *path, char out[65], stk_err *err)
+/* 64 hex digits into 32 bytes; false when `in` is not that. */
+static bool unhex(const char *in, unsigned char out[32])
+{
+	for (int i = 0; i < 32; i++) {
+		unsigned v = 0;
+		for (int j = 0; j < 2; j++) {
+			char c = in[2 * i + j];
+			v <<= 4;
+			if (c >= '0' && c <= '9')
+				v |= (unsigned)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v |= (unsigned)(c - 'a' + 10);
+			else
+				return false;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return in[64] == '\0';
+}
+
+static int hash_file(const char *path, unsigned char out[32], stk_err *err)
 {
 	unsigned char buf[1 << 16], md[32];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -138,14 +158,15 @@ static int hash_file(const char *path, char out[65], stk_err *err)
 	EVP_MD_CTX_free(ctx);
 	if (n < 0)
 		return stk_err_errno(err, errno, "cannot read %s", path);
-	hex(md, out);
+	memcpy(out, md, 32);
 	return 0;
 }
 
 /* ---- the manifest ------------------------------------------------------------------ */
 
+/* Hashes are kept as 32 raw bytes (not 65 of hex): three per file in a sync. */
 struct ment {
-	char sha[65];
+	unsigned char sha[32];
 	long long size, mtime_s, mtime_ns;	       /* the live file as written */
 	long long src_size, src_mtime_s, src_mtime_ns; /* its source then */
 	bool seen;
@@ -224,9 +245,11 @@ static int manifest_load(struct manifest *m, const char *state, stk_err *err)
 			m->roots[m->nroots++] = stk_strdup(tab);
 		} else {
 			struct ment *e = stk_calloc(1, sizeof(*e));
-			if (sscanf(line, "%64s %lld %lld %lld %lld %lld %lld", e->sha, &e->size,
+			char hexsha[65];
+			if (sscanf(line, "%64s %lld %lld %lld %lld %lld %lld", hexsha, &e->size,
 				   &e->mtime_s, &e->mtime_ns, &e->src_size, &e->src_mtime_s,
-				   &e->src_mtime_ns) != 7) {
+				   &e->src_mtime_ns) != 7 ||
+			    !unhex(hexsha, e->sha)) {
 				free(e);
 				continue; /* a damaged line only costs a re-hash */
 			}
@@ -260,7 +283,7 @@ static bool manifest_same(const struct manifest *a, const struct manifest *b)
 		return false;
 	while ((e = stk_map_next(&b->files, &it))) {
 		const struct ment *x = stk_map_get(&a->files, e->key), *y = e->value;
-		if (!x || strcmp(x->sha, y->sha) || x->size != y->size ||
+		if (!x || memcmp(x->sha, y->sha, 32) || x->size != y->size ||
 		    x->mtime_s != y->mtime_s || x->mtime_ns != y->mtime_ns ||
 		    x->src_size != y->src_size || x->src_mtime_s != y->src_mtime_s ||
 		    x->src_mtime_ns != y->src_mtime_ns)
@@ -292,7 +315,9 @@ static int manifest_save(const struct manifest *m, const char *state, stk_err *e
 			fprintf(f, "exclude\t%s\n", m->excludes[i]);
 	while ((e = stk_map_next(&m->files, &it))) {
 		const struct ment *v = e->value;
-		fprintf(f, "%s %lld %lld %lld %lld %lld %lld\t%s\n", v->sha, v->size, v->mtime_s,
+		char hexsha[65];
+		hex(v->sha, hexsha);
+		fprintf(f, "%s %lld %lld %lld %lld %lld %lld\t%s\n", hexsha, v->size, v->mtime_s,
 			v->mtime_ns, v->src_size, v->src_mtime_s, v->src_mtime_ns, e->key);
 	}
 	fd = fileno(f);
@@ -313,10 +338,17 @@ static int manifest_save(const struct manifest *m, const char *state, stk_err *e
  * 8 KiB per wanted file, about 400 MiB resident for the 50k-file tree of the 32 MiB
  * target. Both are now allocated to size; `tmp` only while the file is being merged.
  */
+/* What a wanted file needs of its source's stat (a struct stat is 144 bytes per file). */
+struct src_meta {
+	long long size, mtime_s;
+	long mtime_ns;
+	unsigned mode;
+};
+
 struct want {
-	char *src;	/* absolute source path */
-	struct stat st; /* of the source */
-	char sha[65];	/* of the source, once known */
+	char *src;	       /* absolute source path */
+	struct src_meta st;    /* of the source */
+	unsigned char sha[32]; /* of the source, once known */
 	enum {
 		W_SAME,
 		W_ADD,
@@ -375,7 +407,10 @@ static int want_file(struct sync *s, const char *src_abs, const struct stat *st,
 				   src_abs);
 	w = stk_calloc(1, sizeof(*w));
 	w->src = stk_strdup(src_abs);
-	w->st = *st;
+	w->st.size = st->st_size;
+	w->st.mtime_s = st->st_mtim.tv_sec;
+	w->st.mtime_ns = st->st_mtim.tv_nsec;
+	w->st.mode = st->st_mode;
 	/* a later mapping overlays an earlier one */
 	want_free(stk_map_put(&s->want, data_rel, w));
 	return 0;
@@ -544,7 +579,7 @@ static int validate_config(const struct want *w, const char *rel, stk_err *err)
 	ssize_t n = 0;
 	int fd, rc = 0;
 
-	if ((size_t)w->st.st_size > ENG_MAX_CONFIG)
+	if ((size_t)w->st.size > ENG_MAX_CONFIG)
 		return stk_err_set(err, STK_EINVAL, "%s is larger than %u bytes", rel,
 				   ENG_MAX_CONFIG);
 	fd = open(w->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -717,25 +752,24 @@ static bool stat_matches(const struct ment *m, const struct stat *st)
 	       m->mtime_ns == (long long)st->st_mtim.tv_nsec;
 }
 
-static bool src_matches(const struct ment *m, const struct stat *st)
+static bool src_matches(const struct ment *m, const struct src_meta *st)
 {
-	return m->src_size == (long long)st->st_size &&
-	       m->src_mtime_s == (long long)st->st_mtim.tv_sec &&
-	       m->src_mtime_ns == (long long)st->st_mtim.tv_nsec;
+	return m->src_size == st->size && m->src_mtime_s == st->mtime_s &&
+	       m->src_mtime_ns == (long long)st->mtime_ns;
 }
 
 static struct ment *record(struct sync *s, const char *rel, const struct want *w,
-			   const struct stat *live, const char *sha)
+			   const struct stat *live, const unsigned char *sha)
 {
 	struct ment *m = stk_calloc(1, sizeof(*m));
 
-	snprintf(m->sha, sizeof(m->sha), "%s", sha);
+	memcpy(m->sha, sha, 32);
 	m->size = live->st_size;
 	m->mtime_s = live->st_mtim.tv_sec;
 	m->mtime_ns = live->st_mtim.tv_nsec;
-	m->src_size = w->st.st_size;
-	m->src_mtime_s = w->st.st_mtim.tv_sec;
-	m->src_mtime_ns = w->st.st_mtim.tv_nsec;
+	m->src_size = w->st.size;
+	m->src_mtime_s = w->st.mtime_s;
+	m->src_mtime_ns = w->st.mtime_ns;
 	free(stk_map_put(&s->new.files, rel, m));
 	return m;
 }
@@ -743,7 +777,8 @@ static struct ment *record(struct sync *s, const char *rel, const struct want *w
 /* Decides add / modify / same for one wanted file. */
 static int compare(struct sync *s, const char *rel, struct want *w, stk_err *err)
 {
-	char abs[ENG_PATH_MAX], live_sha[65];
+	char abs[ENG_PATH_MAX];
+	unsigned char live_sha[32];
 	const struct ment *old = stk_map_get(&s->old.files, rel);
 	bool same_repo = !strcmp(s->old.repo, s->o->repo);
 	struct stat st;
@@ -770,22 +805,22 @@ static int compare(struct sync *s, const char *rel, struct want *w, stk_err *err
 	}
 	/* Fast path: the live file is as we left it, and so is its source. */
 	if (old && stat_matches(old, &st) && same_repo && src_matches(old, &w->st)) {
-		snprintf(w->sha, sizeof(w->sha), "%s", old->sha);
+		memcpy(w->sha, old->sha, 32);
 		record(s, rel, w, &st, old->sha);
 		w->action = W_SAME;
 		return 0;
 	}
 	if ((rc = hash_file(w->src, w->sha, err)))
 		return rc;
-	if ((long long)st.st_size != (long long)w->st.st_size) {
+	if ((long long)st.st_size != (long long)w->st.size) {
 		w->action = W_MODIFY;
 		return 0;
 	}
 	if (old && stat_matches(old, &st))
-		snprintf(live_sha, sizeof(live_sha), "%s", old->sha);
+		memcpy(live_sha, old->sha, 32);
 	else if ((rc = hash_file(abs, live_sha, err)))
 		return rc;
-	if (strcmp(live_sha, w->sha)) {
+	if (memcmp(live_sha, w->sha, 32)) {
 		w->action = W_MODIFY;
 		return 0;
 	}
@@ -989,7 +1024,7 @@ static int write_temp(struct sync *s, const char *rel, struct want *w, stk_err *
 	if (in < 0)
 		return stk_err_errno(err, errno, "cannot read %s", w->src);
 	out = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		   (w->st.st_mode & 0111) ? 0755 : 0644);
+		   (w->st.mode & 0111) ? 0755 : 0644);
 	if (out < 0) {
 		close(in);
 		return stk_err_errno(err, errno, "cannot create %s", w->tmp);
@@ -1016,11 +1051,11 @@ static int write_temp(struct sync *s, const char *rel, struct want *w, stk_err *
 	if (!rc && n < 0)
 		rc = stk_err_errno(err, errno, "cannot read %s", w->src);
 	/* The umask must not narrow the modes of DESIGN.md: 0644 / 0755. */
-	if (!rc && fchmod(out, (w->st.st_mode & 0111) ? 0755 : 0644))
+	if (!rc && fchmod(out, (w->st.mode & 0111) ? 0755 : 0644))
 		rc = stk_err_errno(err, errno, "cannot chmod %s", w->tmp);
 	EVP_DigestFinal_ex(ctx, md, NULL);
 	EVP_MD_CTX_free(ctx);
-	hex(md, w->sha);
+	memcpy(w->sha, md, 32);
 	close(in);
 	if (close(out) && !rc)
 		rc = stk_err_errno(err, errno, "cannot write %s", w->tmp);
@@ -1029,7 +1064,7 @@ static int write_temp(struct sync *s, const char *rel, struct want *w, stk_err *
 		free(w->tmp);
 		w->tmp = NULL;
 	} else
-		s->res->bytes_written += (uint64_t)w->st.st_size;
+		s->res->bytes_written += (uint64_t)w->st.size;
 	return rc;
 }
 
@@ -1205,7 +1240,7 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 		if (rc)
 			break;
 		batch[nbatch++] = keys[i];
-		batch_bytes += (size_t)w->st.st_size;
+		batch_bytes += (size_t)w->st.size;
 		if (nbatch == ENG_BATCH_FILES || batch_bytes >= ENG_BATCH_BYTES) {
 			rc = flush_batch(&s, batch, nbatch, err);
 			nbatch = 0;
@@ -1323,7 +1358,8 @@ int agent_drift(const char *data, const char *state, struct agent_result *res, s
 	struct manifest m;
 	struct stk_map_iter it = {0};
 	struct stk_map_entry *e;
-	char abs[ENG_PATH_MAX], sha[65];
+	char abs[ENG_PATH_MAX];
+	unsigned char sha[32];
 	double t0 = now_s();
 	char **keys = NULL;
 	size_t n = 0;
@@ -1359,7 +1395,7 @@ int agent_drift(const char *data, const char *state, struct agent_result *res, s
 			res->unchanged++;
 			continue;
 		}
-		if (hash_file(abs, sha, err) || strcmp(sha, v->sha))
+		if (hash_file(abs, sha, err) || memcmp(sha, v->sha, 32))
 			paths_add(&res->modified, keys[i]);
 		else
 			res->unchanged++;
