@@ -271,25 +271,16 @@ static bool strv_same(char **a, size_t na, char **b, size_t nb)
 	return true;
 }
 
-/* True when both manifests would be written identically. */
-static bool manifest_same(const struct manifest *a, const struct manifest *b)
+/*
+ * True when the new manifest would be written exactly as the old one was: every old
+ * entry was moved over unchanged (compare's fast path), nothing else was recorded, and
+ * the repository, roots and excludes are the same.
+ */
+static bool manifest_same(const struct manifest *a, const struct manifest *b, size_t moved)
 {
-	struct stk_map_iter it = {0};
-	struct stk_map_entry *e;
-
-	if (strcmp(a->repo, b->repo) || a->files.len != b->files.len ||
-	    !strv_same(a->roots, a->nroots, b->roots, b->nroots) ||
-	    !strv_same(a->excludes, a->nexcludes, b->excludes, b->nexcludes))
-		return false;
-	while ((e = stk_map_next(&b->files, &it))) {
-		const struct ment *x = stk_map_get(&a->files, e->key), *y = e->value;
-		if (!x || memcmp(x->sha, y->sha, 32) || x->size != y->size ||
-		    x->mtime_s != y->mtime_s || x->mtime_ns != y->mtime_ns ||
-		    x->src_size != y->src_size || x->src_mtime_s != y->src_mtime_s ||
-		    x->src_mtime_ns != y->src_mtime_ns)
-			return false;
-	}
-	return true;
+	return !strcmp(a->repo, b->repo) && a->files.len == 0 && b->files.len == moved &&
+	       strv_same(a->roots, a->nroots, b->roots, b->nroots) &&
+	       strv_same(a->excludes, a->nexcludes, b->excludes, b->nexcludes);
 }
 
 static int manifest_save(const struct manifest *m, const char *state, stk_err *err)
@@ -375,6 +366,7 @@ struct sync {
 	struct manifest old, new;
 	stk_map checked_dirs; /* data-relative directories known to be safe to write into */
 	stk_map want_dirs;    /* every ancestor directory of a wanted file */
+	size_t moved;	      /* unchanged entries moved from old.files to new.files */
 };
 
 static bool excluded(const struct sync *s, const char *repo_rel, const char *data_rel, bool dir)
@@ -805,8 +797,11 @@ static int compare(struct sync *s, const char *rel, struct want *w, stk_err *err
 	}
 	/* Fast path: the live file is as we left it, and so is its source. */
 	if (old && stat_matches(old, &st) && same_repo && src_matches(old, &w->st)) {
-		memcpy(w->sha, old->sha, 32);
-		record(s, rel, w, &st, old->sha);
+		/* The entry is the same in the new manifest: moved, not copied (memory). */
+		struct ment *m = stk_map_del(&s->old.files, rel);
+		memcpy(w->sha, m->sha, 32);
+		free(stk_map_put(&s->new.files, rel, m));
+		s->moved++;
 		w->action = W_SAME;
 		return 0;
 	}
@@ -1300,7 +1295,7 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 		for (size_t i = 0; i < o->plan->nexcludes; i++)
 			strv_add(&s.new.excludes, &s.new.nexcludes, o->plan->excludes[i]);
 		/* A no-op sync leaves the manifest as it was: no rewrite, no fsync. */
-		if (!manifest_same(&s.old, &s.new))
+		if (!manifest_same(&s.old, &s.new, s.moved))
 			rc = manifest_save(&s.new, o->state, err);
 	}
 out:
