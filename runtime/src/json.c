@@ -5,6 +5,32 @@
 #include <string.h>
 
 #include "stk/alloc.h"
+#include "stk/limits.h"
+
+/* The deepest nesting of arrays and objects in `s`, outside strings; stops past `cap`. */
+static size_t json_depth(const char *s, size_t len, size_t cap)
+{
+	size_t depth = 0, deepest = 0;
+	bool in_str = false;
+
+	for (size_t i = 0; i < len && deepest <= cap; i++) {
+		char c = s[i];
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+		} else if (c == '"') {
+			in_str = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > deepest)
+				deepest = depth;
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return deepest;
+}
 
 int stk_json_parse(yajl_val *out, const char *s, size_t len, size_t max, stk_err *err)
 {
@@ -19,6 +45,9 @@ int stk_json_parse(yajl_val *out, const char *s, size_t len, size_t max, stk_err
 	/* yajl_tree_parse wants a C string; a NUL inside the input is itself malformed. */
 	if (memchr(s, '\0', len))
 		return stk_err_set(err, STK_EPARSE, "JSON document contains a NUL byte");
+	if (json_depth(s, len, STK_LIMIT_JSON_DEPTH) > STK_LIMIT_JSON_DEPTH)
+		return stk_err_set(err, STK_EPARSE, "JSON document nests deeper than %u levels",
+				   STK_LIMIT_JSON_DEPTH);
 	copy = stk_strndup(s, len);
 	errbuf[0] = '\0';
 	v = yajl_tree_parse(copy, errbuf, sizeof(errbuf));

@@ -104,9 +104,35 @@ static void test_json__edit_in_place(void **state)
 	yajl_tree_free(v); /* valgrind twin: nothing leaks, nothing freed twice */
 }
 
+/* A hostile document nested 500,000 deep used to crash yajl's recursive free. */
+static void test_json__nesting_is_capped(void **state)
+{
+	size_t n = 500000;
+	char *deep = malloc(2 * n + 1);
+	yajl_val v = NULL;
+	stk_err err = STK_ERR_INIT;
+	(void)state;
+
+	memset(deep, '[', n);
+	memset(deep + n, ']', n);
+	deep[2 * n] = '\0';
+	assert_int_equal(stk_json_parse(&v, deep, 2 * n, 4 * n, &err), STK_EPARSE);
+	assert_non_null(strstr(err.message, "deeper than"));
+	/* The cap itself is accepted, and brackets inside strings do not count. */
+	assert_int_equal(stk_json_parse(&v, deep + n - 512, 1024, 4 * n, &err), 0);
+	yajl_tree_free(v);
+	{
+		const char *str = "{\"a\":\"[[[[[[[[[[[[\"}";
+		assert_int_equal(stk_json_parse(&v, str, strlen(str), 100, &err), 0);
+	}
+	yajl_tree_free(v);
+	free(deep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json__nesting_is_capped),
 		cmocka_unit_test(test_json__parse_and_lookup),
 		cmocka_unit_test(test_json__errors),
 		cmocka_unit_test(test_json__write_round_trips),

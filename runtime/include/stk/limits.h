@@ -12,6 +12,13 @@
 #define STK_LIMIT_KUBECONFIG_PEM (1u * 1024 * 1024)
 /* YAML nodes plus alias references in one kubeconfig (~15 per context/cluster/user). */
 #define STK_LIMIT_KUBECONFIG_NODES 100000u
+/*
+ * Nesting depth of any JSON document parsed (stk_json_parse): yajl's tree free recurses
+ * once per level, so a hostile payload of 500,000 '[' crashed the process. Kubernetes
+ * objects nest well under 100 levels.
+ */
+#define STK_LIMIT_JSON_DEPTH 512u
+
 /* YAML nesting depth of a kubeconfig (kubectl's output nests at most ~8 levels). */
 #define STK_LIMIT_KUBECONFIG_DEPTH 64u
 /* YAML anchors in a kubeconfig (kubectl writes none). */
