@@ -197,3 +197,11 @@ if grep -q "hmac-key\|routing-key-1" "$E2E_WORK/notification.log"; then
 else
 	ok "no secret in the controller's log"
 fi
+kill -TERM $nc_pid
+rc=0
+wait $nc_pid || rc=$?
+expect_eq "SIGTERM: the controller exits 0" 0 "$rc"
+if grep -q "Sanitizer\|runtime error:" "$E2E_WORK/notification.log"; then
+	not_ok "sanitizer report in the controller's log"
+	grep -A20 "Sanitizer\|runtime error:" "$E2E_WORK/notification.log" | head -40
+fi
