@@ -121,56 +121,19 @@ spec:
 Y
 sleep 1 # the injector's caches see them
 
-gw_pod() { # name profile
-	k create -n "$E2E_NS" -f - >/dev/null <<Y
-apiVersion: v1
-kind: Pod
-metadata:
-  name: $1
-  labels: {app.kubernetes.io/name: $1}
-  annotations: {stoker.io/inject: "true", stoker.io/cr-name: plant, stoker.io/sync-profile: $2}
-spec:
-  containers:
-  - name: gateway
-    image: inductiveautomation/ignition
-    volumeMounts: [{name: data, mountPath: /usr/local/bin/ignition/data}]
-  volumes: [{name: data, emptyDir: {}}]
-Y
-	k patch pod "$1" -n "$E2E_NS" --subresource=status --type=merge \
-		-p '{"status":{"phase":"Running"}}' >/dev/null
-}
+. "$E2E_ROOT/lib/gateway.sh"
+gw_pod() { stk_gateway_pod "$E2E_NS" "$1" plant "$2"; } # name profile
 
-# start_agent POD: runs the agent with the env of the pod's stoker-agent container, the
-# downward-API values filled in and the volumes remapped into $E2E_WORK/<pod>/.
 declare -A agent_pid agent_health
-start_agent() {
-	local p=$1 dir=$E2E_WORK/$1 hp
-	mkdir -p "$dir/repo" "$dir/data" "$dir/secrets"
-	printf '%s' "$api_key" >"$dir/secrets/apiKey"
-	k create token default -n "$E2E_NS" --audience stoker-source --duration 1h >"$dir/secrets/token"
-	k get pod "$p" -n "$E2E_NS" -o json | "$PY" -c '
-import json, sys
-pod = json.load(sys.stdin)
-c = [c for c in pod["spec"]["initContainers"] if c["name"] == "stoker-agent"][0]
-d = sys.argv[1]
-remap = {"REPO_PATH": d + "/repo", "DATA_PATH": d + "/data", "API_KEY_FILE": d + "/secrets/apiKey",
-         "SOURCE_TOKEN_FILE": d + "/secrets/token"}
-fields = {"metadata.name": pod["metadata"]["name"], "metadata.namespace": pod["metadata"]["namespace"]}
-for e in c["env"]:
-    if "value" in e:
-        v = remap.get(e["name"], e["value"])
-    else:
-        v = fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
-    print("%s=%s" % (e["name"], v))
-' "$dir" >"$dir/env"
+start_agent() { # pod: the agent with the env the injector put in the pod
+	local p=$1 hp
+	mkdir -p "$E2E_WORK/$p/secrets"
+	printf '%s' "$api_key" >"$E2E_WORK/$p/secrets/apiKey"
 	hp=$(free_port)
 	agent_health[$p]=$hp
-	env -i PATH="$PATH" KUBECONFIG="$KUBECONFIG" GATEWAY_HOST=127.0.0.1 $(cat "$dir/env") \
-		"$bindir/agent" --health-probe-bind-address "127.0.0.1:$hp" \
-		--metrics-bind-address "127.0.0.1:$(free_port)" --log-level debug \
-		>>"$E2E_WORK/agent-$p.log" 2>&1 &
-	agent_pid[$p]=$!
-	pids+=("$!")
+	stk_agent_start "$E2E_NS" "$p" "$E2E_WORK/$p" "$bindir" "$E2E_WORK/agent-$p.log" "$hp"
+	agent_pid[$p]=$STK_AGENT_PID
+	pids+=("$STK_AGENT_PID")
 }
 stop_agent() { kill "${agent_pid[$1]}" 2>/dev/null; wait "${agent_pid[$1]}" 2>/dev/null; }
 report() { # pod field: one field of the agent's report in stoker-status-plant
