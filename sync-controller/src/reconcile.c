@@ -311,7 +311,7 @@ static const char *source_spec_ref(const struct stk_gitsource *gs)
 /*
  * Copies the Stoker's stoker.io/requested-ref (written by the receiver) onto its
  * GitSource, which resolves it instead of spec.ref until spec.ref catches up. A request
- * equal to the source's own ref is not copied (the source-controller clears it then).
+ * equal to the source's own ref removes the GitSource's request instead.
  */
 static int copy_requested_ref(struct rec *r, stk_err *err)
 {
@@ -322,19 +322,30 @@ static int copy_requested_ref(struct rec *r, stk_err *err)
 	stk_buf b = STK_BUF_INIT(4096);
 	int rc;
 
-	if (want && (!*want || str_eq(want, source_spec_ref(&r->gs))))
-		want = NULL;
-	if (!want || str_eq(want, have))
+	/*
+	 * Asking for the source's own ref means "back to spec.ref": the GitSource's earlier
+	 * request (a tag, say) is removed, or it would stay on that tag for good (the
+	 * source-controller drops the annotation only when it equals spec.ref).
+	 */
+	bool back_to_spec = want && *want && str_eq(want, source_spec_ref(&r->gs));
+
+	if (back_to_spec && !have)
+		return 0;
+	if (!back_to_spec && (!want || !*want || str_eq(want, have)))
 		return 0;
 	stk_buf_puts(&b, "{\"metadata\":{\"annotations\":{\"" STK_ANN_REQUESTED_REF "\":");
-	put_str(&b, want);
+	if (back_to_spec)
+		stk_buf_puts(&b, "null");
+	else
+		put_str(&b, want);
 	stk_buf_puts(&b, "}}}");
 	rc = stk_kube_patch(r->c->kube, &STK_GVR_GITSOURCES, r->ns, r->source_name, STK_PATCH_MERGE,
 			    b.ptr, b.len, NULL, NULL, err);
 	stk_buf_release(&b);
 	if (!rc)
-		stk_log_info("requested ref passed to the GitSource", "object", r->name, "ref",
-			     want, NULL);
+		stk_log_info(back_to_spec ? "GitSource back to its own ref"
+					  : "requested ref passed to the GitSource",
+			     "object", r->name, "ref", want, NULL);
 	return rc;
 }
 
