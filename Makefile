@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 CTEST_FLAGS ?= --output-on-failure
 
 .PHONY: help deps build test test-unit test-asan test-valgrind e2e run run-down bench fuzz \
-	fmt lint clean control-plane
+	fmt lint clean control-plane images
 
 help:
 	@echo "make run         bring up the local control plane with Stoker (the main job)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench       benchmarks, each beside its baseline"
 	@echo "make fuzz        run every libFuzzer target for FUZZ_SECONDS (clang)"
 	@echo "make fmt / lint  format the C sources / check format and banned functions"
+	@echo "make images      build the container images ghcr.io/stoker/<daemon>:$(VERSION) (Docker)"
 	@echo "make clean       remove build trees"
 
 deps:
@@ -87,6 +88,26 @@ fmt: deps
 
 lint: deps
 	@scripts/lint.sh
+
+# Container images (Dockerfile): one per daemon, $(IMAGE_REPO)/<daemon>:$(VERSION), the
+# version being the project's (CMakeLists.txt). Needs Docker (or DOCKER=podman).
+VERSION ?= $(shell sed -n 's/^project.stoker VERSION \([0-9][0-9.]*\).*/\1/p' CMakeLists.txt)
+IMAGE_REPO ?= ghcr.io/stoker
+DOCKER ?= docker
+IMAGES := source-controller profile-controller sync-controller notification-controller \
+	injector agent
+
+images:
+	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make images: '$(DOCKER)' not found;" \
+		"install Docker (or set DOCKER=podman) to build the images" >&2; exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "make images: cannot reach the Docker" \
+		"daemon ('$(DOCKER) info' failed); start it or set DOCKER_HOST" >&2; exit 1; }
+	@test -n "$(VERSION)" || { echo "make images: no version in CMakeLists.txt" >&2; exit 1; }
+	@set -e; for d in $(IMAGES); do \
+		echo "$(DOCKER) build --target $$d -t $(IMAGE_REPO)/$$d:$(VERSION) ."; \
+		$(DOCKER) build --build-arg VERSION=$(VERSION) --target $$d \
+			-t $(IMAGE_REPO)/$$d:$(VERSION) .; \
+	done
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
