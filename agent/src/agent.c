@@ -520,7 +520,6 @@ static void check_drift(struct agent *a)
 	struct agent_result dr;
 	stk_err err = STK_ERR_INIT;
 	uint64_t n;
-	const char *v = NULL;
 
 	memset(&dr, 0, sizeof(dr));
 	if (agent_drift(a->cfg->data_path, a->state_path, &dr, &err)) {
@@ -528,7 +527,6 @@ static void check_drift(struct agent *a)
 		return;
 	}
 	n = dr.added.count + dr.modified.count + dr.deleted.count;
-	(void)v;
 	stk_metrics_set(a->m_drift, no_labels, (double)n);
 	stk_buf_reset(&a->rep.drift_files);
 	if (n) {
@@ -610,9 +608,9 @@ static int agent_reconcile(void *arg, const char *ns, const char *name, uint64_t
 	char commit[41] = "", ordinal[32], exbuf[4096], dur[32];
 	const char *pod_ex[64], *stk_ex[256], *ref, *target;
 	size_t npod_ex, nstk_ex = 0;
-	bool initial = !a->initial_done, was_running = a->gw_running, plan_built = false;
+	bool initial = !a->initial_done, plan_built = false;
 	bool dry_run, creds_read = false;
-	uint64_t t0 = stk_now_ms(), changed;
+	uint64_t changed;
 	int rc;
 
 	(void)ns;
@@ -957,7 +955,6 @@ done:
 		stk_log_info("initial sync done", "gateway", cfg->gateway_name, "commit", commit,
 			     NULL);
 	}
-	(void)was_running;
 out:
 	if (plan_built)
 		agent_plan_release(&plan);
@@ -971,7 +968,6 @@ out_meta:
 	stk_obj_unref(meta_obj);
 	stk_buf_release(&tree);
 	stk_buf_release(&msg);
-	(void)t0;
 	retry_backoff(a, requeue);
 	return 0;
 }

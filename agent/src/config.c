@@ -18,7 +18,8 @@ static const struct agent_var agent_vars[] = {
 	{"CR_NAME", NULL, true, "the Stoker this gateway belongs to"},
 	{"GATEWAY_NAME", NULL, false, "gateway identity (default: POD_NAME)"},
 	{"SYNC_PROFILE", NULL, false, "SyncProfile to apply (unset: SERVICE_PATH mode)"},
-	{"SERVICE_PATH", NULL, false, "2-tier mode: repository directory mapped onto the data root"},
+	{"SERVICE_PATH", NULL, false,
+	 "2-tier mode: repository directory mapped onto the data root"},
 	{"EXCLUDE_PATTERNS", NULL, false, "extra exclude globs, comma-separated (pod annotation)"},
 	{"REPO_PATH", "/repo", false, "scratch directory for fetched content"},
 	{"DATA_PATH", NULL, true, "the gateway's data directory"},
@@ -28,7 +29,8 @@ static const struct agent_var agent_vars[] = {
 	{"GATEWAY_CA_FILE", NULL, false,
 	 "CA bundle to verify the gateway's TLS certificate (unset: not verified; loopback)"},
 	{"API_KEY_FILE", NULL, false, "file holding the gateway API token"},
-	{"STATE_PATH", NULL, false, "where the sync manifest lives (default REPO_PATH/.stoker-state)"},
+	{"STATE_PATH", NULL, false,
+	 "where the sync manifest lives (default REPO_PATH/.stoker-state)"},
 	{"SOURCE_MODE", "artifact", false, "artifact (download from source-controller) or git"},
 	{"SOURCE_TOKEN_FILE", "/var/run/secrets/stoker/token", false,
 	 "projected service-account token (artifact mode)"},
@@ -129,8 +131,9 @@ int agent_config_load(struct agent_config *cfg, agent_env_fn env, void *ctx, stk
 	if (!strcmp(c.repo_path, c.data_path))
 		return stk_err_set(err, STK_EINVAL, "REPO_PATH and DATA_PATH must differ");
 	if (!c.sync_profile && !c.service_path)
-		return stk_err_set(err, STK_EINVAL,
-				   "neither SYNC_PROFILE nor SERVICE_PATH is set (one says what to sync)");
+		return stk_err_set(
+			err, STK_EINVAL,
+			"neither SYNC_PROFILE nor SERVICE_PATH is set (one says what to sync)");
 	if (!!c.git_username_file != !!c.git_password_file)
 		return stk_err_set(err, STK_EINVAL,
 				   "GIT_USERNAME_FILE and GIT_PASSWORD_FILE go together");

@@ -119,13 +119,15 @@ static int provider_load(struct notifctl *c, const char *ns, const struct stk_pr
 					   sp->secret_ref.name, ns);
 		if (rc)
 			return rc;
-		yajl_tree_free(sec);
-		for (int i = 0; i < 5; i++) {
-			rc = stk_kube_secret_value(c->kube, ns, sp->secret_ref.name, keys[i],
-						   &owned[i], err);
-			if (rc && rc != STK_ENOTFOUND)
-				return rc;
+		/* One GET for every key; a key that is absent is simply not used. */
+		for (int i = 0; i < 5 && !rc; i++) {
+			rc = stk_secret_data(sec, keys[i], &owned[i], err);
+			if (rc == STK_ENOTFOUND)
+				rc = 0;
 		}
+		yajl_tree_free(sec);
+		if (rc)
+			return rc;
 		if (owned[0] && *owned[0])
 			p->address = owned[0];
 		p->token = owned[1];

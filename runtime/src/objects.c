@@ -57,11 +57,25 @@ int stk_kube_patch_finalizer(stk_kube *k, const struct stk_gvr *gvr, yajl_val ob
 	return rc;
 }
 
+int stk_secret_data(yajl_val secret, const char *key, char **out, stk_err *err)
+{
+	const char *name = stk_json_str(secret, "metadata", "name", NULL);
+	const char *b64 = stk_json_str(secret, "data", key, NULL);
+
+	*out = NULL;
+	if (!b64)
+		return stk_err_set(err, STK_ENOTFOUND, "Secret '%s' has no key '%s'",
+				   name ? name : "", key);
+	if (stk_base64_decode(b64, strlen(b64), out, NULL, NULL))
+		return stk_err_set(err, STK_EPARSE, "Secret '%s' key '%s' is not base64",
+				   name ? name : "", key);
+	return 0;
+}
+
 int stk_kube_secret_value(stk_kube *k, const char *ns, const char *secret, const char *key,
 			  char **out, stk_err *err)
 {
 	yajl_val s = NULL;
-	const char *b64;
 	int rc;
 
 	*out = NULL;
@@ -71,15 +85,7 @@ int stk_kube_secret_value(stk_kube *k, const char *ns, const char *secret, const
 				   secret, ns);
 	if (rc)
 		return rc;
-	b64 = stk_json_str(s, "data", key, NULL);
-	if (!b64) {
-		yajl_tree_free(s);
-		return stk_err_set(err, STK_ENOTFOUND, "Secret '%s' has no key '%s'", secret, key);
-	}
-	rc = stk_base64_decode(b64, strlen(b64), out, NULL, NULL);
+	rc = stk_secret_data(s, key, out, err);
 	yajl_tree_free(s);
-	if (rc)
-		return stk_err_set(err, STK_EPARSE, "Secret '%s' key '%s' is not base64", secret,
-				   key);
-	return 0;
+	return rc;
 }

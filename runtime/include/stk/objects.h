@@ -30,4 +30,10 @@ int stk_kube_patch_finalizer(stk_kube *k, const struct stk_gvr *gvr, yajl_val ob
 int stk_kube_secret_value(stk_kube *k, const char *ns, const char *secret, const char *key,
 			  char **out, stk_err *err);
 
+/*
+ * As stk_kube_secret_value for a Secret already read (one GET for several keys):
+ * STK_ENOTFOUND ("Secret 'x' has no key 'k'") or STK_EPARSE. Any thread.
+ */
+int stk_secret_data(yajl_val secret, const char *key, char **out, stk_err *err);
+
 #endif
