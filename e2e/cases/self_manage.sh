@@ -57,12 +57,8 @@ for d in source-controller notification-controller; do
 		"${extra[@]}" >>"$E2E_WORK/$d.log" 2>&1 &
 	pids+=("$!")
 done
+# The Alert first: an event recorded before its Alert exists is not sent (as in Flux).
 k apply -n $sys_ns -f - >/dev/null <<Y
-apiVersion: source.stoker.io/v1alpha1
-kind: GitSource
-metadata: {name: stoker-install}
-spec: {url: "$GIT_DAEMON_URL/install.git", ref: {branch: main}, interval: 1h}
----
 apiVersion: notification.stoker.io/v1alpha1
 kind: Alert
 metadata: {name: install-revisions}
@@ -70,6 +66,13 @@ spec:
   provider: {type: generic, address: "$sink/install"}
   eventSources: [{kind: GitSource, name: stoker-install}]
   inclusionList: ["stored"]
+Y
+check "the Alert is Ready" k wait alert/install-revisions -n $sys_ns --for=condition=Ready --timeout=30s
+k apply -n $sys_ns -f - >/dev/null <<Y
+apiVersion: source.stoker.io/v1alpha1
+kind: GitSource
+metadata: {name: stoker-install}
+spec: {url: "$GIT_DAEMON_URL/install.git", ref: {branch: main}, interval: 1h}
 Y
 revision_is() { k get gitsource stoker-install -n $sys_ns -o jsonpath='{.status.artifact.commit}' | grep -q "^$1$"; }
 check "the GitSource stores the install's first revision" wait_for 30 revision_is "$first"

@@ -27,6 +27,7 @@
 #define NOTIF_QUEUE_MAX		 4096 /* delivery jobs waiting; beyond, new ones are dropped */
 #define NOTIF_ATTEMPTS		 3
 #define NOTIF_DEFAULT_TIMEOUT_MS 15000
+#define NOTIF_HELD_MAX		 4096 /* events held while the caches fill; beyond, dropped */
 
 /* One delivery: an event for one Alert. Strings owned. */
 struct job {
@@ -47,6 +48,13 @@ struct notifctl {
 	uint64_t seen_sweep_ms;
 	stk_metrics_family *m_sent;
 	struct notifctl_receiver *recv;
+	/*
+	 * Events seen before every cache holds its first list wait here (references, in
+	 * arrival order): matched against a partial Alert cache they would be lost. Loop thread.
+	 */
+	stk_obj **held;
+	size_t nheld;
+	uv_timer_t held_timer;
 
 	pthread_t thread;
 	bool thread_started;
@@ -651,14 +659,62 @@ out:
 	return 0;
 }
 
+static void dispatch_event(struct notifctl *c, stk_obj *cur);
+
+/* The caches an event's matching reads: the Alerts and the involved objects' labels. */
+static bool caches_synced(struct notifctl *c)
+{
+	return stk_cache_synced(c->alerts) && stk_cache_synced(c->sources) &&
+	       stk_cache_synced(c->profiles) && stk_cache_synced(c->stokers);
+}
+
+static void release_held(struct notifctl *c)
+{
+	for (size_t i = 0; i < c->nheld; i++)
+		stk_obj_unref(c->held[i]);
+	free(c->held);
+	c->held = NULL;
+	c->nheld = 0;
+}
+
+static void on_held_timer(uv_timer_t *t)
+{
+	struct notifctl *c = t->data;
+	stk_obj **held = c->held;
+	size_t n = c->nheld;
+
+	if (!caches_synced(c))
+		return;
+	uv_timer_stop(t);
+	c->held = NULL;
+	c->nheld = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (stk_manager_leading(c->m))
+			dispatch_event(c, held[i]);
+		stk_obj_unref(held[i]);
+	}
+	free(held);
+}
+
+static void hold_event(struct notifctl *c, stk_obj *cur)
+{
+	if (c->nheld >= NOTIF_HELD_MAX) {
+		stk_log_warn("too many events before the caches synced; dropping one", "name",
+			     stk_json_str(cur->root, "metadata", "name", NULL), NULL);
+		return;
+	}
+	c->held = stk_reallocarray(c->held, c->nheld + 1, sizeof(*c->held));
+	c->held[c->nheld++] = stk_obj_ref(cur);
+	if (!uv_is_active((uv_handle_t *)&c->held_timer))
+		uv_timer_start(&c->held_timer, on_held_timer, 10, 10);
+}
+
 static void on_event(stk_obj *old, stk_obj *cur, void *arg)
 {
 	struct notifctl *c = arg;
 	yajl_val ev = cur->root;
-	struct ev_ctx x;
 	const char *av = stk_json_str(ev, "involvedObject", "apiVersion", NULL);
 	const char *kind = stk_json_str(ev, "involvedObject", "kind", NULL);
-	const char *type = stk_json_str(ev, "type", NULL);
 	const char *last = stk_json_str(ev, "lastTimestamp", NULL);
 	int64_t count_old = 0, count_cur = 0;
 
@@ -677,6 +733,21 @@ static void on_event(stk_obj *old, stk_obj *cur, void *arg)
 		last = stk_json_str(ev, "eventTime", NULL);
 	if (parse_time(last) < c->started)
 		return; /* history from before this controller started */
+	if (!caches_synced(c)) {
+		hold_event(c, cur);
+		return;
+	}
+	dispatch_event(c, cur);
+}
+
+/* Matches one event against every Alert. Loop thread, caches synced. */
+static void dispatch_event(struct notifctl *c, stk_obj *cur)
+{
+	yajl_val ev = cur->root;
+	struct ev_ctx x;
+	const char *kind = stk_json_str(ev, "involvedObject", "kind", NULL);
+	const char *type = stk_json_str(ev, "type", NULL);
+
 	memset(&x, 0, sizeof(x));
 	x.c = c;
 	x.ev = ev;
@@ -727,6 +798,9 @@ static void on_shutdown(void *arg)
 {
 	struct notifctl *c = arg;
 
+	uv_timer_stop(&c->held_timer);
+	uv_close((uv_handle_t *)&c->held_timer, NULL);
+	release_held(c);
 	pthread_mutex_lock(&c->mu);
 	c->stopping = true;
 	pthread_cond_broadcast(&c->cv);
@@ -759,6 +833,8 @@ int notifctl_run(const struct notifctl_options *o)
 		goto fail;
 	c->kube = stk_manager_kube(c->m);
 	c->rec = stk_manager_recorder(c->m);
+	uv_timer_init(stk_loop_uv(stk_manager_loop(c->m)), &c->held_timer);
+	c->held_timer.data = c;
 	ah.arg = c;
 	eh.arg = c;
 	io.gvr = &STK_GVR_ALERTS;
@@ -823,6 +899,7 @@ out:
 		job_free(j);
 	}
 	notifctl_receiver_free(c->recv);
+	release_held(c);
 	stk_manager_free(c->m);
 	seen_release(&c->seen);
 	pthread_mutex_destroy(&c->mu);
