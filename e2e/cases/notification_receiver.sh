@@ -9,6 +9,8 @@
 #    requested-* annotations, a WebhookReceived event, the receiver metric, and the
 #    GitSource resolving the requested ref (the tag's commit) with the controllers running;
 #  - the same ref again: 202, requested-at unchanged, no second event;
+#  - a push to the branch already followed: the reconcile token reaches the GitSource,
+#    which fetches the new commit at once despite its 1 h interval;
 #  - 400 (invalid JSON, no ref, '..'), 401 byte-identical for a wrong HMAC, a missing
 #    Stoker, a Stoker without webhook, a missing Secret, another namespace and no auth,
 #    with medians of ~30 timed requests each within noise; 405, 404, 413 (1 MiB passes),
@@ -329,6 +331,27 @@ slow=$(awk '$2 !~ /^(200|405)$/ || $3 >= 1.0' "$E2E_WORK/probe.log")
 echo "# probes during the load: $probes, slowest $(sort -k3 -n "$E2E_WORK/probe.log" | tail -1)"
 check "load: /metrics and the receiver were probed throughout ($probes probes)" test "$probes" -ge 20
 expect_eq "load: every probe answered (200 /metrics, 405 receiver GET) within 1 s" "" "$slow"
+
+# --- a push to the branch already followed fetches at once ----------------------------------
+# The GitSource's interval is 1 h: only the receiver's reconcile token, forwarded by the
+# sync-controller, can make it fetch the new commit within seconds.
+push_main() { # BODY: a GitHub push of main; prints the HTTP status
+	status_of "$(post "$plant" --body "$1" --key "$key" --header "X-GitHub-Event: push")"
+}
+gh_main='{"ref":"refs/heads/main","repository":{"full_name":"acme/plant"}}'
+expect_eq "push to main (the followed branch): 202" 202 "$(push_main "$gh_main")"
+check "push to main: the GitSource is back on main" wait_for 30 src_is main "$COMMIT_MAIN"
+token() { get "$1" '{.metadata.annotations.stoker\.io/reconcile-requested-at}'; }
+new_main=$("$gs" push --dir "$E2E_WORK/git" plant main)
+sleep 1.1 # the token has a resolution of one second
+expect_eq "push to main again (ref unchanged): 202" 202 "$(push_main "$gh_main")"
+expect_eq "push to main again: requested-ref still main" main "$(ann plant ref)"
+check "push to main again: the Stoker carries a reconcile token ($(token stoker/plant))" rfc3339_recent "$(token stoker/plant)"
+same_token() { [ -n "$(token stoker/plant)" ] && [ "$(token gitsource/plant-src)" = "$(token stoker/plant)" ]; }
+check "push to main again: the sync-controller forwards the token to the GitSource" wait_for 15 same_token
+check "push to main again: the GitSource fetches the new commit at once (interval 1h)" wait_for 15 src_is main "$new_main"
+check "push to main again: the GitSource handled the token" wait_for 5 bash -c \
+	"[ \"\$('$STOKER_KUBECTL' get gitsource/plant-src -n $E2E_NS -o jsonpath='{.status.lastHandledReconcileAt}')\" = '$(token stoker/plant)' ]"
 
 # --- secrets never logged --------------------------------------------------------------------
 sig=$("$PY" -c 'import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), b"{\"ref\":\"v1.1.0\"}", hashlib.sha256).hexdigest())' "$key")

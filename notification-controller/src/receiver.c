@@ -597,20 +597,27 @@ static void recv_now_rfc3339(char out[32])
 		out[0] = '\0';
 }
 
-/* The merge patch of the three annotations, conditional on resourceVersion `rv`. */
-static void recv_patch_body(stk_buf *b, const char *rv, const char *ref, const char *source)
+/*
+ * The merge patch, conditional on resourceVersion `rv`: the three request annotations
+ * when `ref` is not NULL, and always the reconcile token `now`, which makes the
+ * sync-controller ask the GitSource for a fetch (a push to the branch already followed
+ * changes no ref but does change the branch's commit).
+ */
+static void recv_patch_body(stk_buf *b, const char *rv, const char *now, const char *ref,
+			    const char *source)
 {
-	char now[32];
-
-	recv_now_rfc3339(now);
 	stk_buf_puts(b, "{\"metadata\":{\"resourceVersion\":");
 	stk_buf_put_json_string(b, rv, strlen(rv));
-	stk_buf_puts(b, ",\"annotations\":{\"" STK_ANN_REQUESTED_REF "\":");
-	stk_buf_put_json_string(b, ref, strlen(ref));
-	stk_buf_puts(b, ",\"" STK_ANN_REQUESTED_AT "\":");
+	stk_buf_puts(b, ",\"annotations\":{\"" STK_ANN_RECONCILE_REQUEST "\":");
 	stk_buf_put_json_string(b, now, strlen(now));
-	stk_buf_puts(b, ",\"" STK_ANN_REQUESTED_BY "\":");
-	stk_buf_put_json_string(b, source, strlen(source));
+	if (ref) {
+		stk_buf_puts(b, ",\"" STK_ANN_REQUESTED_REF "\":");
+		stk_buf_put_json_string(b, ref, strlen(ref));
+		stk_buf_puts(b, ",\"" STK_ANN_REQUESTED_AT "\":");
+		stk_buf_put_json_string(b, now, strlen(now));
+		stk_buf_puts(b, ",\"" STK_ANN_REQUESTED_BY "\":");
+		stk_buf_put_json_string(b, source, strlen(source));
+	}
 	stk_buf_puts(b, "}}}");
 }
 
@@ -633,16 +640,18 @@ static void recv_event(notifctl_receiver *r, struct recv_job *j, yajl_val patche
 }
 
 /*
- * Writes the request into the Stoker's annotations unless requested-ref already holds
- * it: decided on a fresh GET, patched conditionally on its resourceVersion, re-read on
- * a conflict. Sets the outcome (202, 404, 503).
+ * Writes the request into the Stoker's annotations: the three request annotations
+ * unless requested-ref already holds the ref, and the reconcile token in any case
+ * unless it already holds this second. Decided on a fresh GET, patched conditionally on
+ * its resourceVersion, re-read on a conflict. Sets the outcome (202, 404, 503).
  */
 static void recv_apply(notifctl_receiver *r, struct recv_job *j)
 {
 	stk_buf body = STK_BUF_INIT(4096);
 	yajl_val cur = NULL, patched = NULL;
 	stk_err err = STK_ERR_INIT;
-	const char *have, *rv;
+	const char *have, *token, *rv;
+	char now[32];
 	int rc = 0, attempt;
 
 	for (attempt = 0; attempt < RECV_PATCH_TRIES; attempt++) {
@@ -653,13 +662,17 @@ static void recv_apply(notifctl_receiver *r, struct recv_job *j)
 		if (rc)
 			break;
 		have = stk_json_str(cur, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL);
-		if (have && !strcmp(have, j->ref)) {
+		token = stk_json_str(cur, "metadata", "annotations", STK_ANN_RECONCILE_REQUEST,
+				     NULL);
+		j->changed = !have || strcmp(have, j->ref);
+		recv_now_rfc3339(now);
+		if (!j->changed && token && !strcmp(token, now)) {
 			j->status = 202;
 			goto out;
 		}
 		rv = stk_json_str(cur, "metadata", "resourceVersion", NULL);
 		stk_buf_reset(&body);
-		recv_patch_body(&body, rv ? rv : "", j->ref, j->source);
+		recv_patch_body(&body, rv ? rv : "", now, j->changed ? j->ref : NULL, j->source);
 		rc = stk_kube_patch(r->kube, &STK_GVR_STOKERS, j->ns, j->name, STK_PATCH_MERGE,
 				    body.ptr, body.len, NULL, &patched, &err);
 		if (rc != STK_ECONFLICT)
@@ -667,10 +680,11 @@ static void recv_apply(notifctl_receiver *r, struct recv_job *j)
 	}
 	if (!rc) {
 		j->status = 202;
-		j->changed = true;
-		recv_event(r, j, patched);
+		if (j->changed)
+			recv_event(r, j, patched);
 		goto out;
 	}
+	j->changed = false;
 	if (rc == STK_ENOTFOUND) {
 		j->status = 404;
 		snprintf(j->message, sizeof(j->message), "Stoker '%s' not found in namespace '%s'",

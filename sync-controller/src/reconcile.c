@@ -349,6 +349,36 @@ static int copy_requested_ref(struct rec *r, stk_err *err)
 	return rc;
 }
 
+/*
+ * A new stoker.io/reconcile-requested-at on the Stoker (the receiver writes one for
+ * every accepted webhook; `kubectl annotate` does too) is passed to its GitSource, so a
+ * push to the branch already followed is fetched now rather than at the next interval.
+ * Once per token: a token the Stoker has handled is not passed again.
+ */
+static int forward_reconcile_request(struct rec *r, stk_err *err)
+{
+	const char *token = stk_json_str(r->obj->root, "metadata", "annotations",
+					 STK_ANN_RECONCILE_REQUEST, NULL);
+	const char *have = stk_json_str(r->source->root, "metadata", "annotations",
+					STK_ANN_RECONCILE_REQUEST, NULL);
+	stk_buf b = STK_BUF_INIT(4096);
+	int rc;
+
+	if (!token || !*token || str_eq(token, r->stk.status.last_handled_reconcile_at) ||
+	    str_eq(token, have))
+		return 0;
+	stk_buf_puts(&b, "{\"metadata\":{\"annotations\":{\"" STK_ANN_RECONCILE_REQUEST "\":");
+	put_str(&b, token);
+	stk_buf_puts(&b, "}}}");
+	rc = stk_kube_patch(r->c->kube, &STK_GVR_GITSOURCES, r->ns, r->source_name, STK_PATCH_MERGE,
+			    b.ptr, b.len, NULL, NULL, err);
+	stk_buf_release(&b);
+	if (!rc)
+		stk_log_info("reconcile request passed to the GitSource", "object", r->name,
+			     "source", r->source_name, "token", token, NULL);
+	return rc;
+}
+
 /* SourceReady and RefResolved from the GitSource; sets r->commit. */
 static void source_conditions(struct rec *r)
 {
@@ -1226,6 +1256,8 @@ int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *req
 			goto fail;
 		}
 		rc = copy_requested_ref(&r, err);
+		if (!rc)
+			rc = forward_reconcile_request(&r, err);
 		if (rc)
 			goto fail;
 	}
