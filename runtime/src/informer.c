@@ -9,6 +9,7 @@
 #include "stk/json.h"
 #include "stk/limits.h"
 #include "stk/lines.h"
+#include "stk/log.h"
 #include "stk/map.h"
 
 /* ---- objects ----------------------------------------------------------------------- */
@@ -182,6 +183,8 @@ struct stk_informer {
 	pthread_mutex_t stats_lock;
 	struct stk_informer_stats stats;
 	char last_error[STK_ERR_MESSAGE_MAX + 64];
+	char logged_error[STK_ERR_MESSAGE_MAX + 64]; /* last one logged; loop thread */
+	uint64_t logged_ms;
 };
 
 static void inf_list_begin(stk_informer *inf);
@@ -196,14 +199,30 @@ static void inf_stat(stk_informer *inf, size_t offset)
 
 #define INF_STAT(inf, field) inf_stat((inf), offsetof(struct stk_informer_stats, field))
 
-/* Counts a failure and remembers its description for stk_informer_last_error. */
+#define INF_LOG_REPEAT_MS (5 * 60 * 1000)
+
+/*
+ * Counts a failure, remembers its description for stk_informer_last_error and logs it:
+ * a daemon whose RBAC lacks a list or watch verb must say so. The same message is
+ * logged again only every INF_LOG_REPEAT_MS, as retries repeat it. Loop thread.
+ */
 static void inf_error(stk_informer *inf, const char *what, const stk_err *err)
 {
+	char msg[sizeof(inf->last_error)];
+	uint64_t now = stk_now_ms();
+
+	snprintf(msg, sizeof(msg), "%s%s%s", what, err && err->message[0] ? ": " : "",
+		 err ? err->message : "");
 	pthread_mutex_lock(&inf->stats_lock);
 	inf->stats.errors++;
-	snprintf(inf->last_error, sizeof(inf->last_error), "%s%s%s", what,
-		 err && err->message[0] ? ": " : "", err ? err->message : "");
+	memcpy(inf->last_error, msg, sizeof(msg));
 	pthread_mutex_unlock(&inf->stats_lock);
+	if (strcmp(msg, inf->logged_error) || now - inf->logged_ms >= INF_LOG_REPEAT_MS) {
+		memcpy(inf->logged_error, msg, sizeof(msg));
+		inf->logged_ms = now;
+		stk_log_warn("cannot list or watch; retrying", "resource", inf->opts.gvr->resource,
+			     "namespace", inf->ns ? inf->ns : "", "error", msg, NULL);
+	}
 }
 
 static char *inf_dup(const char *s)

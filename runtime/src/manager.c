@@ -296,11 +296,24 @@ static bool check_synced(void *arg, stk_buf *msg)
 {
 	stk_manager *m = arg;
 
+	char last[STK_ERR_MESSAGE_MAX + 64];
+
 	for (size_t i = 0; i < m->ncaches; i++) {
-		if (!stk_cache_synced(&m->caches[i])) {
-			stk_buf_printf(msg, "%s cache not synced yet", m->caches[i].gvr->resource);
-			return false;
+		struct stk_cache *c = &m->caches[i];
+		if (stk_cache_synced(c))
+			continue;
+		stk_buf_printf(msg, "%s cache not synced yet", c->gvr->resource);
+		/* Say why: a 403 here is an RBAC rule missing for this resource. */
+		for (size_t j = 0; j < c->n; j++) {
+			if (stk_informer_synced(c->inf[j]))
+				continue;
+			stk_informer_last_error(c->inf[j], last, sizeof(last));
+			if (last[0]) {
+				stk_buf_printf(msg, " (%s)", last);
+				break;
+			}
 		}
+		return false;
 	}
 	return true;
 }
