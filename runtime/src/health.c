@@ -8,7 +8,7 @@
 
 #define HEALTH_NAME_MAX 63
 /* One check's failure message in a probe answer. */
-#define HEALTH_MESSAGE_MAX 256u
+#define HEALTH_MESSAGE_MAX 1024u
 /* A whole probe answer. */
 #define HEALTH_REPORT_MAX (64u * 1024)
 
