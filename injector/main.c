@@ -11,6 +11,7 @@ int main(int argc, char **argv)
 	const char *webhook_config = NULL, *tls_secret = NULL;
 	const char *agent_image = "ghcr.io/stoker/agent:" STK_VERSION;
 	struct stk_strlist dns_names = {NULL, 0};
+	int64_t cert_validity_ms = 365LL * 24 * 3600 * 1000, cert_check_ms = 3600 * 1000;
 	int rc;
 
 	stk_flagset_init(&fs, "injector",
@@ -40,6 +41,17 @@ int main(int argc, char **argv)
 						"Secret holding the self-managed CA and serving "
 						"certificate, shared by the replicas",
 						0, 0});
+	stk_flagset_add(&fs, &(struct stk_flag){
+				     "cert-validity", STK_FLAG_DURATION, &cert_validity_ms, "8760h",
+				     "validity of the self-managed serving certificate; "
+				     "renewed when less than a third of it (at most 720h) "
+				     "is left",
+				     0, 0});
+	stk_flagset_add(&fs, &(struct stk_flag){
+				     "cert-check-interval", STK_FLAG_DURATION, &cert_check_ms, "1h",
+				     "how often each replica reads the certificate Secret "
+				     "(the leader renews a pair that is due)",
+				     0, 0});
 	stk_flagset_add(&fs, &(struct stk_flag){"agent-image", STK_FLAG_STRING, &agent_image,
 						"ghcr.io/stoker/agent:" STK_VERSION,
 						"agent image when neither the pod nor its Stoker "
@@ -53,10 +65,24 @@ int main(int argc, char **argv)
 						 "--webhook-config-name for self-managed TLS");
 	if (rc < 0 && !cert_file && dns_names.len == 0)
 		rc = stk_daemon_usage_error(&fs, "self-managed TLS needs --cert-dns-names");
+	if (rc < 0 && cert_validity_ms < 30000)
+		rc = stk_daemon_usage_error(&fs, "--cert-validity must be at least 30s");
+	if (rc < 0 && (cert_check_ms < 1000 || cert_check_ms > cert_validity_ms / 6))
+		rc = stk_daemon_usage_error(&fs, "--cert-check-interval must be at least 1s and at "
+						 "most a sixth of --cert-validity");
 	if (rc < 0) {
-		struct injector_options io = {&o,	  webhook_addr,	  cert_file,
-					      key_file,	  webhook_config, &dns_names,
-					      tls_secret, agent_image,	  NULL};
+		struct injector_options io = {
+			.daemon = &o,
+			.webhook_addr = webhook_addr,
+			.cert_file = cert_file,
+			.key_file = key_file,
+			.webhook_config = webhook_config,
+			.dns_names = &dns_names,
+			.tls_secret = tls_secret,
+			.cert_validity_s = (long)(cert_validity_ms / 1000),
+			.cert_check_ms = (uint64_t)cert_check_ms,
+			.agent_image = agent_image,
+		};
 		rc = injector_run(&io);
 	}
 	stk_flagset_free(&fs);

@@ -44,8 +44,8 @@ on_exit "k delete mutatingwebhookconfiguration $config"
 
 inj_pid=
 inj_metrics=$(free_port)
-start_injector() {
-	"$bindir/injector" --kubeconfig "$KUBECONFIG" --leader-elect=false \
+start_injector() { # [extra injector flags]
+	"$bindir/injector" "$@" --kubeconfig "$KUBECONFIG" --leader-elect=false \
 		--leader-election-namespace "$E2E_NS" --webhook-bind-address "127.0.0.1:$port" \
 		--webhook-config-name "$config" --cert-dns-names 127.0.0.1,localhost \
 		--agent-image stoker/agent:e2e --health-probe-bind-address "127.0.0.1:$(free_port)" \
@@ -247,6 +247,59 @@ expect_eq "restart: the API server still trusts the injector" stoker-agent "$(pj
 apply_config # as a GitOps tool would: without caBundle
 sleep 1
 if wait_for 20 ca_is "$first_ca"; then ok "caBundle re-published after a re-apply"; else not_ok "caBundle not re-published: '$(ca)'"; fi
+
+# --- self-managed TLS: renewal while running ---------------------------------------------------
+# A 45 s certificate is renewed when 15 s are left. Admission goes on throughout: the new
+# certificate is served only once the caBundle carries its CA (with the old CA beside it),
+# so no review fails TLS — which, with failurePolicy Ignore, would admit a pod without
+# its sidecar.
+kill "$inj_pid"
+wait "$inj_pid" 2>/dev/null
+k delete secret "$config-tls" -n "$E2E_NS" >/dev/null
+start_injector --cert-validity 45s --cert-check-interval 1s
+new_ca() { has_ca && [ "$(ca)" != "$first_ca" ]; }
+check "renewal: a new pair and CA for the 45 s certificate" wait_for 30 new_ca
+serial() { openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null; }
+wait_for 20 bash -c "openssl s_client -connect 127.0.0.1:$port </dev/null 2>/dev/null | grep -q BEGIN"
+serial0=$(serial)
+dry_pod() {
+	k create -n "$E2E_NS" --dry-run=server -o jsonpath='{.spec.initContainers[*].name}' -f - 2>&1 <<'Y'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: renew-probe
+  annotations: {stoker.io/inject: "true", stoker.io/cr-name: plant, stoker.io/sync-profile: site}
+spec:
+  containers:
+  - name: gateway
+    image: inductiveautomation/ignition
+    volumeMounts: [{name: data, mountPath: /usr/local/bin/ignition/data}]
+  volumes: [{name: data, emptyDir: {}}]
+Y
+}
+reviews=0 missed=0 after=0 deadline=$(($(date +%s) + 60))
+while [ "$(date +%s)" -lt $deadline ] && [ $after -lt 10 ]; do
+	out=$(dry_pod)
+	reviews=$((reviews + 1))
+	[ "$out" = stoker-agent ] || { missed=$((missed + 1)); echo "# review without the sidecar: $out"; }
+	[ -n "$serial0" ] && [ "$(serial)" != "$serial0" ] && after=$((after + 1))
+	sleep 0.3
+done
+check "renewal: a renewed certificate is served without a restart ($serial0 -> $(serial))" test $after -ge 10
+expect_eq "renewal: every one of $reviews reviews during the renewal injected the sidecar" 0 "$missed"
+k get secret "$config-tls" -n "$E2E_NS" -o jsonpath='{.data.ca\.crt}' | base64 -d >"$E2E_WORK/bundle.pem"
+expect_eq "renewal: the Secret's CA bundle holds the new and the previous CA" 2 "$(grep -c 'BEGIN CERTIFICATE' "$E2E_WORK/bundle.pem")"
+expect_eq "renewal: the caBundle is the Secret's bundle" "$(k get secret "$config-tls" -n "$E2E_NS" -o jsonpath='{.data.ca\.crt}')" "$(ca)"
+openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null | openssl x509 >"$E2E_WORK/served.pem"
+check "renewal: the served certificate verifies against the caBundle" \
+	openssl verify -CAfile "$E2E_WORK/bundle.pem" "$E2E_WORK/served.pem"
+check "renewal: logged" grep -q '"msg":"serving the renewed certificate"' "$E2E_WORK/injector.log"
+expect_eq "--cert-check-interval longer than a sixth of --cert-validity: usage error (2)" 2 \
+	"$("$bindir/injector" --webhook-config-name x --cert-dns-names localhost --cert-validity 60s --cert-check-interval 20s >/dev/null 2>&1; echo $?)"
+kill "$inj_pid"
+wait "$inj_pid" 2>/dev/null
+start_injector
+wait_for 20 bash -c "curl -sk -o /dev/null https://127.0.0.1:$port/mutate-v1-pod"
 
 # --- injector down: pods still created, and MissingSidecar reported ---------------------------
 k apply -n "$E2E_NS" -f - >/dev/null <<'Y'

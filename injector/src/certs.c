@@ -23,7 +23,7 @@
 #define CERTS_CA_CN	   "stoker-injector-ca"
 #define CERTS_FALLBACK_CN  "stoker-injector"
 #define CERTS_CA_DAYS	   3650 /* 10 years */
-#define CERTS_SERVING_DAYS 365
+#define CERTS_SERVING_S	   (365L * 24 * 3600)
 #define CERTS_SKEW_S	   3600 /* notBefore this far back: clocks that lag still accept */
 #define CERTS_SERIAL_BYTES 16
 #define CERTS_MAX_NAMES	   256
@@ -236,11 +236,11 @@ out:
 }
 
 /*
- * A certificate for `key` named `cn`, valid from CERTS_SKEW_S ago for `days`, without
- * extensions yet. `issuer` NULL makes it self-issued.
+ * A certificate for `key` named `cn`, valid from CERTS_SKEW_S ago until `seconds` from
+ * now, without extensions yet. `issuer` NULL makes it self-issued.
  */
-static int certs_new_cert(X509 **out, EVP_PKEY *key, const char *cn, const X509 *issuer, long days,
-			  stk_err *err)
+static int certs_new_cert(X509 **out, EVP_PKEY *key, const char *cn, const X509 *issuer,
+			  long seconds, stk_err *err)
 {
 	X509 *x = X509_new();
 	X509_NAME *subject;
@@ -256,7 +256,8 @@ static int certs_new_cert(X509 **out, EVP_PKEY *key, const char *cn, const X509 
 				       (const unsigned char *)cn, -1, -1, 0) != 1 ||
 	    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : subject) != 1 ||
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -CERTS_SKEW_S) ||
-	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL)) {
+	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)(seconds / 86400), seconds % 86400,
+			      NULL)) {
 		rc = certs_ssl_error(err, "certificate fields");
 		goto out;
 	}
@@ -303,7 +304,7 @@ out:
 }
 
 int injector_certs_generate(struct injector_certs *out, const char *const *names, size_t n,
-			    stk_err *err)
+			    long serving_s, stk_err *err)
 {
 	struct injector_certs made = {NULL, NULL, NULL};
 	struct certs_name *nms = NULL;
@@ -340,7 +341,7 @@ int injector_certs_generate(struct injector_certs *out, const char *const *names
 		goto out;
 	}
 
-	rc = certs_new_cert(&ca, ca_key, CERTS_CA_CN, NULL, CERTS_CA_DAYS, err);
+	rc = certs_new_cert(&ca, ca_key, CERTS_CA_CN, NULL, CERTS_CA_DAYS * 86400L, err);
 	if (rc)
 		goto out;
 	rc = certs_add_ext(ca, ca, NID_basic_constraints, "critical,CA:TRUE", err);
@@ -354,7 +355,7 @@ int injector_certs_generate(struct injector_certs *out, const char *const *names
 		goto out;
 	}
 
-	rc = certs_new_cert(&leaf, key, cn, ca, CERTS_SERVING_DAYS, err);
+	rc = certs_new_cert(&leaf, key, cn, ca, serving_s > 0 ? serving_s : CERTS_SERVING_S, err);
 	if (rc)
 		goto out;
 	rc = certs_add_ext(leaf, ca, NID_basic_constraints, "critical,CA:FALSE", err);

@@ -23,7 +23,8 @@ struct injector_certs {
  * keyUsage keyCertSign|cRLSign critical, valid 10 years) and a serving certificate signed
  * by it (EC P-256, CN the first name, subjectAltName listing every one of `names`: IPv4
  * and IPv6 addresses as IP entries, anything else as a DNS entry; extendedKeyUsage
- * serverAuth; keyUsage digitalSignature critical; valid 1 year). Both get a random
+ * serverAuth; keyUsage digitalSignature critical; valid `serving_s` seconds, or 1 year
+ * when `serving_s` is 0 or less). Both get a random
  * 128-bit serial and a notBefore one hour in the past, for clocks that lag. A DNS name is
  * letters, digits and hyphens in dot-separated labels (RFC 1123; "*." may lead), at most
  * 253 characters; the CN falls back to "stoker-injector" when the first name is longer
@@ -36,7 +37,7 @@ struct injector_certs {
  * with its error text). Any thread.
  */
 int injector_certs_generate(struct injector_certs *out, const char *const *names, size_t n,
-			    stk_err *err);
+			    long serving_s, stk_err *err);
 
 /*
  * Overwrites the private key text (OPENSSL_cleanse) and frees all three strings; the

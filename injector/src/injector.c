@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,9 @@
 #include "stk/objects.h"
 
 #define INJ_RELOAD_MS	   10000	     /* mounted TLS files: how often to look */
-#define INJ_RENEW_BEFORE_S (30L * 24 * 3600) /* regenerate a pair expiring this soon */
-#define INJ_CONFIG_KEY	   "/webhook-config" /* the work queue's one key */
+#define INJ_RENEW_BEFORE_S (30L * 24 * 3600) /* regenerate a pair expiring this soon... */
+/* ...or within a third of its validity, when that is shorter */
+#define INJ_CONFIG_KEY "/webhook-config" /* the work queue's one key */
 
 static const struct stk_gvr INJ_GVR_WEBHOOKS = {"admissionregistration.k8s.io", "v1",
 						"mutatingwebhookconfigurations"};
@@ -40,9 +42,20 @@ struct injector {
 	stk_metrics_family *m_duration, *m_total;
 	struct inj_config cfg;
 	struct inj_lookup lookup;
-	char *ca_bundle; /* self-managed: base64 of the CA PEM */
+	/* self-managed: */
+	pthread_mutex_t bundle_mu;
+	char *ca_bundle; /* base64 of the CA bundle PEM the caBundle must carry; bundle_mu */
 	char tls_secret[300];
 	const char *secret_ns;
+	long renew_before_s;
+	char *serving_cert;	       /* the certificate served now (loop thread) */
+	struct injector_certs pending; /* a renewed pair waiting for its CA in caBundle */
+	uv_timer_t renew;
+	bool renew_open, renew_running, may_renew;
+	uv_work_t renew_work;
+	struct injector_certs fetched; /* renew_work's result */
+	int fetched_rc;
+	stk_err fetched_err;
 	/* mounted files: */
 	uv_timer_t reload;
 	bool reload_open;
@@ -140,12 +153,12 @@ static int pem_field(yajl_val secret, const char *key, char **out)
 	return b64 && *b64 ? stk_base64_decode(b64, strlen(b64), out, NULL, NULL) : -1;
 }
 
-/* True when `cert_pem` is valid for another month and names every one of `names`. */
-static bool pair_usable(const char *cert_pem, const struct stk_strlist *names)
+/* True when `cert_pem` is valid for another `renew_before_s` and names every one of `names`. */
+static bool pair_usable(const char *cert_pem, const struct stk_strlist *names, long renew_before_s)
 {
 	BIO *bio = BIO_new_mem_buf(cert_pem, -1);
 	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-	time_t soon = time(NULL) + INJ_RENEW_BEFORE_S;
+	time_t soon = time(NULL) + renew_before_s;
 	bool ok = x && X509_cmp_time(X509_get0_notAfter(x), &soon) > 0;
 
 	for (size_t i = 0; ok && i < names->len; i++) {
@@ -173,10 +186,51 @@ static void b64_member(stk_buf *b, const char *key, const char *pem)
 }
 
 /*
+ * The CA bundle of a renewed pair: its new CA, then the CA that signed the certificate
+ * being replaced (the first certificate of the old bundle `old`) while that CA is
+ * valid. The API server keeps trusting replicas that still serve the old certificate
+ * until each has switched. Takes `new_ca`; returns the bundle (heap).
+ */
+static char *bundle_with_previous(char *new_ca, const char *old)
+{
+	char *out = new_ca;
+	BIO *in = NULL, *mem = BIO_new(BIO_s_mem());
+	X509 *x = NULL;
+	char *data;
+	long n;
+
+	if (!old || !mem)
+		goto done;
+	in = BIO_new_mem_buf(old, -1);
+	x = in ? PEM_read_bio_X509(in, NULL, NULL, NULL) : NULL;
+	if (!x || X509_cmp_time(X509_get0_notAfter(x), NULL) <= 0 ||
+	    PEM_write_bio_X509(mem, x) != 1)
+		goto done;
+	n = BIO_get_mem_data(mem, &data);
+	if (n <= 0 || strstr(new_ca, "-----BEGIN") == NULL)
+		goto done;
+	out = stk_malloc(strlen(new_ca) + (size_t)n + 1);
+	memcpy(out, new_ca, strlen(new_ca));
+	memcpy(out + strlen(new_ca), data, (size_t)n);
+	out[strlen(new_ca) + (size_t)n] = '\0';
+	free(new_ca);
+done:
+	X509_free(x);
+	BIO_free(in);
+	BIO_free(mem);
+	return out;
+}
+
+/*
  * Loads the pair from the Secret, or generates one and stores it there. Every replica
  * ends up with the same pair: the first to create the Secret wins, the others read it.
+ * A pair expiring within renew_before_s is replaced by a new one whose ca.crt also
+ * carries the CA of the pair it replaces (bundle_with_previous) — unless `may_renew` is
+ * false (a replica that does not lead): it then takes the Secret's pair as it is, and
+ * fails with STK_ENOTFOUND when there is none. Any thread.
  */
-static int ensure_pair(struct injector *in, struct injector_certs *pair, stk_err *err)
+static int ensure_pair(struct injector *in, struct injector_certs *pair, bool may_renew,
+		       stk_err *err)
 {
 	const struct stk_strlist *names = in->o->dns_names;
 	yajl_val s = NULL;
@@ -194,7 +248,8 @@ static int ensure_pair(struct injector *in, struct injector_certs *pair, stk_err
 			if (!pem_field(s, "ca.crt", &pair->ca_pem) &&
 			    !pem_field(s, "tls.crt", &pair->cert_pem) &&
 			    !pem_field(s, "tls.key", &pair->key_pem) &&
-			    pair_usable(pair->cert_pem, names)) {
+			    (!may_renew ||
+			     pair_usable(pair->cert_pem, names, in->renew_before_s))) {
 				yajl_tree_free(s);
 				stk_log_info("serving certificate from Secret", "secret",
 					     in->tls_secret, NULL);
@@ -202,14 +257,34 @@ static int ensure_pair(struct injector *in, struct injector_certs *pair, stk_err
 			}
 			injector_certs_release(pair);
 		}
+		if (!may_renew) {
+			yajl_tree_free(s);
+			return stk_err_set(err, STK_ENOTFOUND, "Secret %s holds no usable pair",
+					   in->tls_secret);
+		}
 		list = stk_calloc(names->len + 1, sizeof(*list));
 		for (size_t i = 0; i < names->len; i++)
 			list[i] = names->items[i];
-		rc = injector_certs_generate(pair, list, names->len, err);
+		rc = injector_certs_generate(pair, list, names->len, in->o->cert_validity_s, err);
 		free(list);
 		if (rc) {
 			yajl_tree_free(s);
 			return rc;
+		}
+		{
+			/* The CA trusted now: the Secret's, else the one this replica serves. */
+			char *prev = NULL;
+			if (!s || pem_field(s, "ca.crt", &prev)) {
+				free(prev);
+				prev = NULL;
+				pthread_mutex_lock(&in->bundle_mu);
+				if (in->ca_bundle)
+					stk_base64_decode(in->ca_bundle, strlen(in->ca_bundle),
+							  &prev, NULL, NULL);
+				pthread_mutex_unlock(&in->bundle_mu);
+			}
+			pair->ca_pem = bundle_with_previous(pair->ca_pem, prev);
+			free(prev);
 		}
 		stk_buf_reset(&body);
 		stk_buf_puts(&body, "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"type\":"
@@ -266,17 +341,22 @@ static int publish_ca(void *arg, const char *ns, const char *name, uint64_t *req
 	yajl_val hooks;
 	stk_buf b = STK_BUF_INIT(1 << 20);
 	size_t changed = 0;
+	char *bundle;
 	int rc = 0;
 
 	(void)ns;
 	(void)name;
 	(void)requeue_after_ms;
-	if (!in->ca_bundle)
+	pthread_mutex_lock(&in->bundle_mu);
+	bundle = in->ca_bundle ? stk_strdup(in->ca_bundle) : NULL;
+	pthread_mutex_unlock(&in->bundle_mu);
+	if (!bundle)
 		return 0;
 	o = stk_cache_get(in->configs, "", in->o->webhook_config);
 	if (!o) {
 		stk_log_warn("webhook configuration not found; will publish the CA when it appears",
 			     "name", in->o->webhook_config, NULL);
+		free(bundle);
 		return 0;
 	}
 	hooks = stk_json_arr(o->root, "webhooks", NULL);
@@ -287,12 +367,12 @@ static int publish_ca(void *arg, const char *ns, const char *name, uint64_t *req
 	for (size_t i = 0; hooks && i < hooks->u.array.len; i++) {
 		const char *cur =
 			stk_json_str(hooks->u.array.values[i], "clientConfig", "caBundle", NULL);
-		if (cur && !strcmp(cur, in->ca_bundle))
+		if (cur && !strcmp(cur, bundle))
 			continue;
 		stk_buf_printf(&b,
 			       ",{\"op\":\"add\",\"path\":\"/webhooks/%zu/clientConfig/caBundle\","
 			       "\"value\":\"%s\"}",
-			       i, in->ca_bundle);
+			       i, bundle);
 		changed++;
 	}
 	stk_buf_putc(&b, ']');
@@ -305,7 +385,130 @@ static int publish_ca(void *arg, const char *ns, const char *name, uint64_t *req
 	}
 	stk_buf_release(&b);
 	stk_obj_unref(o);
+	free(bundle);
 	return rc;
+}
+
+/* ---- self-managed TLS: renewal while running ------------------------------------------ */
+
+static void set_bundle(struct injector *in, char *bundle)
+{
+	pthread_mutex_lock(&in->bundle_mu);
+	free(in->ca_bundle);
+	in->ca_bundle = bundle;
+	pthread_mutex_unlock(&in->bundle_mu);
+}
+
+/*
+ * Serves the pending pair once every webhook of the configuration carries its CA bundle
+ * (published by the leader, seen through the cache): before that, the API server would
+ * refuse the new certificate and, with failurePolicy Ignore, admit pods without their
+ * sidecar. No configuration (or no webhook in it) means nobody calls: switch at once.
+ * Loop thread.
+ */
+static void try_switch(struct injector *in)
+{
+	stk_err err = STK_ERR_INIT;
+	stk_obj *o;
+	yajl_val hooks;
+	char *want;
+	bool ready = true;
+
+	if (!in->pending.cert_pem)
+		return;
+	want = injector_certs_ca_bundle(&in->pending);
+	o = stk_cache_get(in->configs, "", in->o->webhook_config);
+	hooks = o ? stk_json_arr(o->root, "webhooks", NULL) : NULL;
+	for (size_t i = 0; hooks && i < hooks->u.array.len; i++) {
+		const char *cur =
+			stk_json_str(hooks->u.array.values[i], "clientConfig", "caBundle", NULL);
+		if (!cur || !want || strcmp(cur, want))
+			ready = false;
+	}
+	stk_obj_unref(o);
+	free(want);
+	if (!ready)
+		return;
+	if (stk_http_server_set_tls_pem(in->https, in->pending.cert_pem, in->pending.key_pem,
+					&err)) {
+		stk_log_error("cannot serve the renewed certificate; keeping the current one",
+			      "error", err.message, NULL);
+		injector_certs_release(&in->pending);
+		return;
+	}
+	free(in->serving_cert);
+	in->serving_cert = stk_strdup(in->pending.cert_pem);
+	injector_certs_release(&in->pending);
+	stk_log_info("serving the renewed certificate", "secret", in->tls_secret, NULL);
+}
+
+/* Threadpool: reads the Secret, renewing the pair there when it is due. */
+static void renew_work(uv_work_t *w)
+{
+	struct injector *in = w->data;
+
+	memset(&in->fetched, 0, sizeof(in->fetched));
+	stk_err_clear(&in->fetched_err);
+	in->fetched_rc = ensure_pair(in, &in->fetched, in->may_renew, &in->fetched_err);
+}
+
+/* Loop thread: a pair other than the one served becomes pending. */
+static void renew_done(uv_work_t *w, int status)
+{
+	struct injector *in = w->data;
+
+	in->renew_running = false;
+	if (status || in->fetched_rc) {
+		if (in->fetched_rc)
+			stk_log_warn("cannot check the serving certificate's Secret; retrying",
+				     "secret", in->tls_secret, "error", in->fetched_err.message,
+				     NULL);
+		injector_certs_release(&in->fetched);
+		return;
+	}
+	if (!strcmp(in->fetched.cert_pem, in->serving_cert) ||
+	    (in->pending.cert_pem && !strcmp(in->fetched.cert_pem, in->pending.cert_pem))) {
+		injector_certs_release(&in->fetched);
+		try_switch(in);
+		return;
+	}
+	injector_certs_release(&in->pending);
+	in->pending = in->fetched;
+	memset(&in->fetched, 0, sizeof(in->fetched));
+	set_bundle(in, injector_certs_ca_bundle(&in->pending));
+	stk_log_info("renewed serving certificate: switching once the caBundle carries its CA",
+		     "secret", in->tls_secret, NULL);
+	stk_manager_enqueue(in->mgr, "", INJ_CONFIG_KEY + 1); /* the leader publishes */
+	try_switch(in);
+}
+
+static void on_renew_timer(uv_timer_t *t)
+{
+	struct injector *in = t->data;
+
+	if (in->renew_running || stk_loop_stopping(stk_manager_loop(in->mgr)))
+		return;
+	in->renew_running = true;
+	/* The leader alone renews, and publishes the new CA at once. */
+	in->may_renew = stk_manager_leading(in->mgr);
+	in->renew_work.data = in;
+	if (uv_queue_work(stk_loop_uv(stk_manager_loop(in->mgr)), &in->renew_work, renew_work,
+			  renew_done))
+		in->renew_running = false;
+}
+
+static void stop_renew(void *arg)
+{
+	struct injector *in = arg;
+
+	if (in->renew_open) {
+		uv_timer_stop(&in->renew);
+		uv_close((uv_handle_t *)&in->renew, NULL);
+		in->renew_open = false;
+	}
+	if (in->renew_running)
+		uv_cancel((uv_req_t *)&in->renew_work);
+	stk_loop_shutdown_done(stk_manager_loop(in->mgr));
 }
 
 static void on_config(stk_obj *o, void *arg)
@@ -314,6 +517,7 @@ static void on_config(stk_obj *o, void *arg)
 
 	(void)o;
 	stk_manager_enqueue(in->mgr, "", INJ_CONFIG_KEY + 1);
+	try_switch(in);
 }
 
 static void on_config_update(stk_obj *old, stk_obj *cur, void *arg)
@@ -453,10 +657,11 @@ static int setup(struct injector *in, stk_err *err)
 		if (!*in->tls_secret)
 			snprintf(in->tls_secret, sizeof(in->tls_secret), "%s-tls",
 				 in->o->webhook_config);
-		rc = ensure_pair(in, &pair, err);
+		rc = ensure_pair(in, &pair, true, err);
 		if (rc)
 			return rc;
 		in->ca_bundle = injector_certs_ca_bundle(&pair);
+		in->serving_cert = stk_strdup(pair.cert_pem);
 		ho.tls_cert_pem = pair.cert_pem;
 		ho.tls_key_pem = pair.key_pem;
 		/* Cluster-scoped, selected by name: only our configuration is cached. */
@@ -483,6 +688,13 @@ static int setup(struct injector *in, stk_err *err)
 		in->reload_open = true;
 		uv_timer_start(&in->reload, on_reload, INJ_RELOAD_MS, INJ_RELOAD_MS);
 		stk_loop_on_shutdown(stk_manager_loop(in->mgr), stop_reload, in);
+	} else {
+		uv_timer_init(stk_loop_uv(stk_manager_loop(in->mgr)), &in->renew);
+		in->renew.data = in;
+		in->renew_open = true;
+		uv_timer_start(&in->renew, on_renew_timer, in->o->cert_check_ms,
+			       in->o->cert_check_ms);
+		stk_loop_on_shutdown(stk_manager_loop(in->mgr), stop_renew, in);
 	}
 	stk_log_info("serving admission reviews", "address", in->o->webhook_addr, "tls",
 		     in->o->cert_file ? in->o->cert_file : "self-managed", NULL);
@@ -499,6 +711,10 @@ int injector_run(const struct injector_options *o)
 
 	memset(&in, 0, sizeof(in));
 	in.o = o;
+	pthread_mutex_init(&in.bundle_mu, NULL);
+	in.renew_before_s = o->cert_validity_s / 3;
+	if (in.renew_before_s <= 0 || in.renew_before_s > INJ_RENEW_BEFORE_S)
+		in.renew_before_s = INJ_RENEW_BEFORE_S;
 	if (setup(&in, &err)) {
 		stk_log_error("cannot start", "error", err.message, NULL);
 		code = STK_EXIT_FAILURE;
@@ -508,6 +724,10 @@ int injector_run(const struct injector_options *o)
 	stk_http_server_free(in.https);
 	stk_manager_free(in.mgr);
 	free(in.ca_bundle);
+	free(in.serving_cert);
+	injector_certs_release(&in.pending);
+	injector_certs_release(&in.fetched);
+	pthread_mutex_destroy(&in.bundle_mu);
 	stk_log_info("stopped", NULL);
 	return code;
 }

@@ -9,6 +9,8 @@
 #ifndef INJECTOR_H
 #define INJECTOR_H
 
+#include <stdint.h>
+
 #include "stk/flags.h"
 
 struct injector_options {
@@ -19,6 +21,8 @@ struct injector_options {
 	const struct stk_strlist *dns_names; /* self-managed: names of the serving certificate */
 	const char *tls_secret;		     /* self-managed: Secret holding the pair; NULL:
 						"<webhook_config>-tls" */
+	long cert_validity_s;		     /* self-managed: serving certificate validity */
+	uint64_t cert_check_ms;		     /* self-managed: how often to look at the Secret */
 	const char *agent_image;	     /* default agent image */
 	const char *identity;
 };

@@ -58,7 +58,7 @@ static void generate(struct parsed *p, const char *const *list, size_t n)
 	BIO *b;
 
 	memset(p, 0, sizeof(*p));
-	if (injector_certs_generate(&p->pem, list, n, &err) != 0)
+	if (injector_certs_generate(&p->pem, list, n, 0, &err) != 0)
 		fail_msg("injector_certs_generate: %s", err.message);
 	p->ca = read_cert(p->pem.ca_pem);
 	p->leaf = read_cert(p->pem.cert_pem);
@@ -393,7 +393,7 @@ static void expect_refused(const char *const *list, size_t n, const char *fragme
 	struct injector_certs out = {NULL, NULL, NULL};
 	stk_err err = STK_ERR_INIT;
 
-	assert_int_equal(injector_certs_generate(&out, list, n, &err), STK_EINVAL);
+	assert_int_equal(injector_certs_generate(&out, list, n, 0, &err), STK_EINVAL);
 	assert_int_equal(err.code, STK_EINVAL);
 	if (!strstr(err.message, fragment))
 		fail_msg("message \"%s\" lacks \"%s\"", err.message, fragment);
@@ -454,6 +454,30 @@ static void test_certs__wildcard_and_single_label_names_are_accepted(void **stat
 	parsed_release(&p);
 }
 
+/* A chosen validity applies to the serving certificate only; the CA keeps 10 years. */
+static void test_certs__serving_validity_is_chosen(void **state)
+{
+	static const char *const one[] = {"injector.stoker-system.svc"};
+	struct injector_certs pem = {NULL, NULL, NULL};
+	stk_err err = STK_ERR_INIT;
+	time_t now = time(NULL);
+	int days, secs;
+	X509 *ca, *leaf;
+	(void)state;
+
+	assert_int_equal(injector_certs_generate(&pem, one, 1, 90, &err), 0);
+	ca = read_cert(pem.ca_pem);
+	leaf = read_cert(pem.cert_pem);
+	days_from(X509_get0_notAfter(leaf), now, &days, &secs);
+	assert_int_equal(days, 0);
+	assert_in_range(secs, 90 - 5, 90 + 5);
+	days_from(X509_get0_notAfter(ca), now, &days, &secs);
+	assert_in_range(days, 3650 - 1, 3653);
+	X509_free(ca);
+	X509_free(leaf);
+	injector_certs_release(&pem);
+}
+
 static void test_certs__ca_bundle_decodes_to_the_ca_pem(void **state)
 {
 	struct injector_certs empty = {NULL, NULL, NULL};
@@ -511,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_certs__each_generation_is_new),
 		cmocka_unit_test(test_certs__bad_names_are_refused),
 		cmocka_unit_test(test_certs__wildcard_and_single_label_names_are_accepted),
+		cmocka_unit_test(test_certs__serving_validity_is_chosen),
 		cmocka_unit_test(test_certs__ca_bundle_decodes_to_the_ca_pem),
 		cmocka_unit_test(test_certs__release_is_null_safe_and_repeatable),
 	};

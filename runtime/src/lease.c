@@ -31,7 +31,7 @@ struct stk_lease {
 	char *observed_renew;
 	char *observed_rv;
 	uint64_t observed_ms;
-	uint64_t last_renew_ms; /* our last successful acquire or renew */
+	uint64_t last_renew_ms;			/* our last successful acquire or renew */
 	char logged_error[STK_ERR_MESSAGE_MAX]; /* last failure logged; lease thread */
 	uint64_t logged_ms;
 };
