@@ -113,8 +113,13 @@ static void note_project(struct agent_result *r, const char *rel)
 
 static void hex(const unsigned char *md, char out[65])
 {
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = digits[md[i] >> 4];
+		out[2 * i + 1] = digits[md[i] & 15];
+	}
+	out[64] = '\0';
 }
 
 /* 64 hex digits into 32 bytes; false when `in` is not that. */
@@ -160,6 +165,120 @@ static int hash_file(const char *path, unsigned char out[32], stk_err *err)
 		return stk_err_errno(err, errno, "cannot read %s", path);
 	memcpy(out, md, 32);
 	return 0;
+}
+
+/* ---- interned paths ----------------------------------------------------------------- */
+
+/*
+ * Fix (bench/agent/run.sh, peak RSS of the 50k-file tree): every wanted file cost a
+ * stk_map entry, a copy of its data path in it, a heap struct want, a copy of its source
+ * path, and a second map entry, path copy and struct ment in the new manifest: about
+ * 600 bytes and seven allocations per file. Paths are now copied once, end to end into
+ * large chunks, and found through an open-addressing index of 32-bit item numbers; the
+ * items themselves (struct want) live in an array of blocks indexed by the same number.
+ */
+#define ENG_CHUNK (64u << 10) /* bytes of paths per arena chunk */
+
+struct strtab {
+	char **chunks; /* the arena */
+	size_t nchunks;
+	char *cur; /* free space in the last chunk */
+	size_t left;
+	const char **keys; /* item i's string */
+	size_t len, cap;
+	uint32_t *slots; /* item + 1, 0 when free; a power of two, at most half full */
+	size_t nslots;
+};
+
+#define STRTAB_NONE SIZE_MAX
+
+/* FNV-1a, as stk_map. */
+static size_t strtab_hash(const char *s)
+{
+	size_t h = (size_t)1469598103934665603ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * (size_t)1099511628211ull;
+	return h;
+}
+
+static void strtab_release(struct strtab *t)
+{
+	for (size_t i = 0; i < t->nchunks; i++)
+		free(t->chunks[i]);
+	free(t->chunks);
+	free(t->keys);
+	free(t->slots);
+	memset(t, 0, sizeof(*t));
+}
+
+/* The item holding `key`, or STRTAB_NONE. */
+static size_t strtab_find(const struct strtab *t, const char *key)
+{
+	size_t mask = t->nslots - 1, i;
+
+	if (!t->nslots)
+		return STRTAB_NONE;
+	for (i = strtab_hash(key) & mask; t->slots[i]; i = (i + 1) & mask)
+		if (!strcmp(t->keys[t->slots[i] - 1], key))
+			return t->slots[i] - 1;
+	return STRTAB_NONE;
+}
+
+static void strtab_grow(struct strtab *t)
+{
+	size_t n = t->nslots ? t->nslots * 2 : 1024, mask = n - 1;
+	uint32_t *slots = stk_calloc(n, sizeof(*slots));
+
+	for (size_t k = 0; k < t->len; k++) {
+		size_t i = strtab_hash(t->keys[k]) & mask;
+		while (slots[i])
+			i = (i + 1) & mask;
+		slots[i] = (uint32_t)(k + 1);
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->nslots = n;
+}
+
+static const char *strtab_copy(struct strtab *t, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p;
+
+	if (n > t->left) {
+		size_t size = n > ENG_CHUNK ? n : ENG_CHUNK;
+		t->chunks = stk_reallocarray(t->chunks, t->nchunks + 1, sizeof(char *));
+		t->chunks[t->nchunks++] = t->cur = stk_malloc(size);
+		t->left = size;
+	}
+	p = t->cur;
+	memcpy(p, s, n);
+	t->cur += n;
+	t->left -= n;
+	return p;
+}
+
+/* The item holding `key`, added (as item t->len - 1) when there was none. */
+static size_t strtab_add(struct strtab *t, const char *key)
+{
+	size_t i, mask;
+
+	if ((t->len + 1) * 2 > t->nslots)
+		strtab_grow(t);
+	if (t->len >= UINT32_MAX - 1)
+		abort(); /* 4 billion paths: as out of memory */
+	mask = t->nslots - 1;
+	for (i = strtab_hash(key) & mask; t->slots[i]; i = (i + 1) & mask)
+		if (!strcmp(t->keys[t->slots[i] - 1], key))
+			return t->slots[i] - 1;
+	if (t->len == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 1024;
+		t->keys = stk_reallocarray(t->keys, t->cap, sizeof(char *));
+	}
+	t->keys[t->len] = strtab_copy(t, key);
+	t->slots[i] = (uint32_t)(t->len + 1);
+	return t->len++;
 }
 
 /* ---- the manifest ------------------------------------------------------------------ */
@@ -210,16 +329,60 @@ static void manifest_release(struct manifest *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Format: "stoker-manifest 1\trepo\n", "root\t<path>\n"…, then one line per file:
- * "<sha> <size> <mtime_s> <mtime_ns> <src_size> <src_mtime_s> <src_mtime_ns>\t<path>\n". */
-static int manifest_load(struct manifest *m, const char *state, stk_err *err)
+/* A signed decimal, as strtoll reads it (leading blanks, a sign); false when there is none. */
+static bool parse_ll(const char **p, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(*p, &end, 10);
+	if (end == *p || errno)
+		return false;
+	*p = end;
+	return true;
+}
+
+/*
+ * One file line without its path: "<sha> <size> <mtime_s> <mtime_ns> <src_size>
+ * <src_mtime_s> <src_mtime_ns>". Fix (bench/agent/run.sh, no-op sync): this was sscanf,
+ * most of the time the manifest took to load; the same fields are now read by unhex and
+ * strtoll.
+ */
+static bool parse_entry(const char *line, struct ment *e)
+{
+	long long *f[] = {&e->size,	&e->mtime_s,	 &e->mtime_ns,
+			  &e->src_size, &e->src_mtime_s, &e->src_mtime_ns};
+	const char *p = line + 64;
+	char hexsha[65];
+
+	if (strnlen(line, 64) != 64 || (*p != ' ' && *p != '\0'))
+		return false;
+	memcpy(hexsha, line, 64);
+	hexsha[64] = '\0';
+	if (!unhex(hexsha, e->sha))
+		return false;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!parse_ll(&p, f[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Format: "stoker-manifest 1\trepo\n", "root\t<path>\n"…, "exclude\t<pattern>\n"…, then
+ * one line per file:
+ * "<sha> <size> <mtime_s> <mtime_ns> <src_size> <src_mtime_s> <src_mtime_ns>\t<path>\n".
+ * Reads the header into `m` and hands every file line to `on_file` (m->files is left to
+ * it). STK_ENOTFOUND when there is no manifest.
+ */
+static int manifest_read(struct manifest *m, const char *state,
+			 void (*on_file)(void *arg, const char *path, const struct ment *e),
+			 void *arg, stk_err *err)
 {
 	char path[ENG_PATH_MAX];
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
 	FILE *f;
-	int rc = 0;
 
 	memset(m, 0, sizeof(*m));
 	if (join(path, state, ENG_MANIFEST, err))
@@ -229,6 +392,7 @@ static int manifest_load(struct manifest *m, const char *state, stk_err *err)
 		return errno == ENOENT ? STK_ENOTFOUND
 				       : stk_err_errno(err, errno, "cannot read %s", path);
 	while ((n = getline(&line, &cap, f)) > 0) {
+		struct ment e;
 		char *tab;
 		if (line[n - 1] == '\n')
 			line[--n] = '\0';
@@ -241,27 +405,41 @@ static int manifest_load(struct manifest *m, const char *state, stk_err *err)
 		} else if (!strcmp(line, "exclude")) {
 			strv_add(&m->excludes, &m->nexcludes, tab);
 		} else if (!strcmp(line, "root")) {
-			m->roots = stk_reallocarray(m->roots, m->nroots + 1, sizeof(char *));
-			m->roots[m->nroots++] = stk_strdup(tab);
+			strv_add(&m->roots, &m->nroots, tab);
 		} else {
-			struct ment *e = stk_calloc(1, sizeof(*e));
-			char hexsha[65];
-			if (sscanf(line, "%64s %lld %lld %lld %lld %lld %lld", hexsha, &e->size,
-				   &e->mtime_s, &e->mtime_ns, &e->src_size, &e->src_mtime_s,
-				   &e->src_mtime_ns) != 7 ||
-			    !unhex(hexsha, e->sha)) {
-				free(e);
-				continue; /* a damaged line only costs a re-hash */
-			}
-			free(stk_map_put(&m->files, tab, e));
+			memset(&e, 0, sizeof(e));
+			if (parse_entry(line, &e))
+				on_file(arg, tab, &e);
+			/* else a damaged line: it only costs a re-hash */
 		}
 	}
 	free(line);
 	fclose(f);
+	return 0;
+}
+
+static void manifest_put(void *arg, const char *path, const struct ment *e)
+{
+	stk_map *files = arg;
+	struct ment *v = stk_malloc(sizeof(*v));
+
+	*v = *e;
+	free(stk_map_put(files, path, v));
+}
+
+/* The whole manifest, files in m->files (agent_drift). */
+static int manifest_load(struct manifest *m, const char *state, stk_err *err)
+{
+	stk_map files = STK_MAP_INIT;
+	int rc = manifest_read(m, state, manifest_put, &files, err);
+
+	m->files = files;
+	if (rc)
+		manifest_release(m);
 	return rc;
 }
 
-static bool strv_same(char **a, size_t na, char **b, size_t nb)
+static bool strv_same(char **a, size_t na, char *const *b, size_t nb)
 {
 	if (na != nb)
 		return false;
@@ -271,118 +449,158 @@ static bool strv_same(char **a, size_t na, char **b, size_t nb)
 	return true;
 }
 
-/*
- * True when the new manifest would be written exactly as the old one was: every old
- * entry was moved over unchanged (compare's fast path), nothing else was recorded, and
- * the repository, roots and excludes are the same.
- */
-static bool manifest_same(const struct manifest *a, const struct manifest *b, size_t moved)
-{
-	return !strcmp(a->repo, b->repo) && a->files.len == 0 && b->files.len == moved &&
-	       strv_same(a->roots, a->nroots, b->roots, b->nroots) &&
-	       strv_same(a->excludes, a->nexcludes, b->excludes, b->nexcludes);
-}
-
-static int manifest_save(const struct manifest *m, const char *state, stk_err *err)
-{
-	char path[ENG_PATH_MAX], tmp[ENG_PATH_MAX];
-	struct stk_map_iter it = {0};
-	struct stk_map_entry *e;
-	FILE *f;
-	int fd;
-
-	if (mkdir(state, 0750) && errno != EEXIST)
-		return stk_err_errno(err, errno, "cannot create %s", state);
-	if (join(path, state, ENG_MANIFEST, err) || join(tmp, state, ENG_MANIFEST ".tmp", err))
-		return STK_EINVAL;
-	f = fopen(tmp, "we");
-	if (!f)
-		return stk_err_errno(err, errno, "cannot write %s", tmp);
-	fprintf(f, "stoker-manifest 1\t%s\n", m->repo);
-	for (size_t i = 0; i < m->nroots; i++)
-		fprintf(f, "root\t%s\n", m->roots[i]);
-	for (size_t i = 0; i < m->nexcludes; i++)
-		if (!strchr(m->excludes[i], '\n'))
-			fprintf(f, "exclude\t%s\n", m->excludes[i]);
-	while ((e = stk_map_next(&m->files, &it))) {
-		const struct ment *v = e->value;
-		char hexsha[65];
-		hex(v->sha, hexsha);
-		fprintf(f, "%s %lld %lld %lld %lld %lld %lld\t%s\n", hexsha, v->size, v->mtime_s,
-			v->mtime_ns, v->src_size, v->src_mtime_s, v->src_mtime_ns, e->key);
-	}
-	fd = fileno(f);
-	if (fflush(f) || fsync(fd)) {
-		fclose(f);
-		return stk_err_errno(err, errno, "cannot write %s", tmp);
-	}
-	fclose(f);
-	if (rename(tmp, path))
-		return stk_err_errno(err, errno, "cannot replace %s", path);
-	return 0;
-}
-
 /* ---- what the plan asks for --------------------------------------------------------------- */
 
+/* What the diff and the manifest need of a file's stat (a struct stat is 144 bytes). */
+struct stamp {
+	long long size, mtime_s, mtime_ns;
+};
+
+#define WF_EXEC	    0x01 /* the source has an execute bit */
+#define WF_OLD	    0x02 /* the last manifest has the file: sha, live and old_src are its */
+#define WF_TMP	    0x04 /* its temporary file is written, not yet renamed */
+#define WF_RECORDED 0x08 /* sha and live are what the new manifest says */
+
+enum {
+	W_SAME,
+	W_ADD,
+	W_MODIFY
+};
+
 /*
- * Fix (bench/agent/run.sh, peak RSS): `src` and `tmp` were char[ENG_PATH_MAX] arrays,
- * 8 KiB per wanted file, about 400 MiB resident for the 50k-file tree of the 32 MiB
- * target. Both are now allocated to size; `tmp` only while the file is being merged.
+ * A wanted file: item i of sync.paths (its data path) is want i. The source path is not
+ * kept (src_path derives it from the mapping), nor the temporary file's (tmp_name).
  */
-/* What a wanted file needs of its source's stat (a struct stat is 144 bytes per file). */
-struct src_meta {
-	long long size, mtime_s;
-	long mtime_ns;
-	unsigned mode;
-};
-
 struct want {
-	char *src;	       /* absolute source path */
-	struct src_meta st;    /* of the source */
-	unsigned char sha[32]; /* of the source, once known */
-	enum {
-		W_SAME,
-		W_ADD,
-		W_MODIFY
-	} action;
-	char *tmp; /* temporary file while merging, else NULL */
+	struct stamp src;      /* the source, as the walk found it */
+	struct stamp old_src;  /* the source at the last sync (WF_OLD) */
+	struct stamp live;     /* the live file per the manifest (WF_OLD), then as left */
+	unsigned char sha[32]; /* per the manifest (WF_OLD), then of the source once known */
+	uint32_t map;	       /* the mapping that produced it (a later one overlays) */
+	uint8_t action;	       /* W_SAME, W_ADD, W_MODIFY */
+	uint8_t flags;	       /* WF_* */
 };
 
-static void want_free(struct want *w)
-{
-	if (w) {
-		free(w->src);
-		free(w->tmp);
-		free(w);
-	}
-}
+#define WANT_BLOCK 1024 /* wants per block: the array grows without moving (or copying) them */
+
+/* An exclude pattern `**`/N/`**` with N a plain name: matched segment by segment. */
+struct seg_exclude {
+	char *name;
+	size_t len;
+};
 
 struct sync {
 	const struct agent_sync_opts *o;
 	struct agent_result *res;
-	stk_map want; /* data path -> struct want */
-	char **roots; /* managed roots (data paths, "" = the data root) */
+	struct strtab paths;  /* data paths of the wanted files */
+	struct want **blocks; /* want i is blocks[i / WANT_BLOCK][i % WANT_BLOCK] */
+	size_t nblocks;
+	uint32_t *order; /* want numbers in data path order */
+	char **roots;	 /* managed roots (data paths, "" = the data root) */
 	size_t nroots;
-	struct manifest old, new;
-	stk_map checked_dirs; /* data-relative directories known to be safe to write into */
-	stk_map want_dirs;    /* every ancestor directory of a wanted file */
-	size_t moved;	      /* unchanged entries moved from old.files to new.files */
+	struct manifest old;	/* the last sync's header: repo, roots, excludes */
+	struct strtab old_only; /* files of the last manifest that are not wanted now */
+	stk_map checked_dirs;	/* data-relative directories known to be safe to write into */
+	stk_map want_dirs;	/* every ancestor directory of a wanted file */
+	size_t moved;		/* unchanged files whose manifest entry carries over as it was */
+	struct seg_exclude *seg_ex; /* the plan's excludes, split: `**`/N/`**` ones */
+	size_t nseg_ex;
+	const char **glob_ex; /* and every other one */
+	size_t nglob_ex;
+	int live_fd; /* compare: an O_PATH descriptor of data directory live_dir, or -1 */
+	char live_dir[ENG_PATH_MAX];
+	size_t live_dir_len;
 };
+
+static struct want *want_at(const struct sync *s, size_t i)
+{
+	return &s->blocks[i / WANT_BLOCK][i % WANT_BLOCK];
+}
+
+static const char *want_path(const struct sync *s, size_t i)
+{
+	return s->paths.keys[i];
+}
+
+static bool want_has(const struct sync *s, const char *rel)
+{
+	return strtab_find(&s->paths, rel) != STRTAB_NONE;
+}
+
+/*
+ * Fix (bench/agent/run.sh, no-op sync): stk_glob_excluded, four times per file and
+ * directory of both walks, was a seventh of a no-op sync, nearly all of it for the three
+ * mandatory patterns. A pattern `**`/N/`**` whose N has no wildcard, class, brace or
+ * escape matches a path exactly when one of its segments but the last is N (the first
+ * globstar takes zero or more segments, the last one or more), and then so does every
+ * path below it: such patterns are matched here segment by segment, the others by
+ * stk_glob_excluded as before.
+ */
+static void split_excludes(struct sync *s)
+{
+	const struct agent_plan *p = s->o->plan;
+
+	s->seg_ex = stk_calloc(p->nexcludes ? p->nexcludes : 1, sizeof(*s->seg_ex));
+	s->glob_ex = stk_calloc(p->nexcludes ? p->nexcludes : 1, sizeof(*s->glob_ex));
+	for (size_t i = 0; i < p->nexcludes; i++) {
+		const char *x = p->excludes[i];
+		size_t n = strlen(x);
+		if (n > 6 && !strncmp(x, "**/", 3) && !strcmp(x + n - 3, "/**") &&
+		    strcspn(x + 3, "/*?[]{},\\") >= n - 6) {
+			s->seg_ex[s->nseg_ex].name = stk_strndup(x + 3, n - 6);
+			s->seg_ex[s->nseg_ex++].len = n - 6;
+		} else {
+			s->glob_ex[s->nglob_ex++] = x;
+		}
+	}
+}
+
+static bool seg_excluded(const struct sync *s, const char *rel)
+{
+	for (const char *p = rel; s->nseg_ex && *p;) {
+		size_t n = strcspn(p, "/");
+		if (!p[n])
+			break; /* the last segment: the pattern wants one more below it */
+		for (size_t i = 0; i < s->nseg_ex; i++)
+			if (s->seg_ex[i].len == n && !memcmp(p, s->seg_ex[i].name, n))
+				return true;
+		p += n + 1;
+	}
+	return false;
+}
 
 static bool excluded(const struct sync *s, const char *repo_rel, const char *data_rel, bool dir)
 {
-	const struct agent_plan *p = s->o->plan;
-	const char *const *ex = (const char *const *)p->excludes;
-
-	return in_resources(data_rel) || in_resources(repo_rel) ||
-	       stk_glob_excluded(ex, p->nexcludes, data_rel, dir) ||
-	       stk_glob_excluded(ex, p->nexcludes, repo_rel, dir);
+	return in_resources(data_rel) || in_resources(repo_rel) || seg_excluded(s, data_rel) ||
+	       seg_excluded(s, repo_rel) ||
+	       stk_glob_excluded(s->glob_ex, s->nglob_ex, data_rel, dir) ||
+	       stk_glob_excluded(s->glob_ex, s->nglob_ex, repo_rel, dir);
 }
 
-static int want_file(struct sync *s, const char *src_abs, const struct stat *st,
+/*
+ * The source of want i: the repository, its mapping's source and, for a `dir` mapping,
+ * the data path below the mapping's destination (the walk made the data path that way).
+ */
+static int src_path(char *out, const struct sync *s, size_t i, stk_err *err)
+{
+	const struct want *w = want_at(s, i);
+	const struct agent_mapping *m = &s->o->plan->maps[w->map];
+	const char *rel = want_path(s, i);
+	char base[ENG_PATH_MAX];
+
+	if (m->file)
+		return join(out, s->o->repo, m->source, err);
+	rel += *m->dest ? strlen(m->dest) + 1 : 0;
+	if (join(base, s->o->repo, m->source, err))
+		return STK_EINVAL;
+	return join(out, base, rel, err);
+}
+
+static int want_file(struct sync *s, uint32_t map, const char *src_abs, const struct stat *st,
 		     const char *data_rel, stk_err *err)
 {
 	struct want *w;
+	size_t i;
 
 	if (strchr(data_rel, '\n') || strchr(data_rel, '\t'))
 		return stk_err_set(err, STK_EINVAL, "file name with a tab or newline refused: %s",
@@ -397,64 +615,104 @@ static int want_file(struct sync *s, const char *src_abs, const struct stat *st,
 				   "%s: names starting with " ENG_TMP_PREFIX
 				   " are reserved for the agent's temporary files",
 				   src_abs);
-	w = stk_calloc(1, sizeof(*w));
-	w->src = stk_strdup(src_abs);
-	w->st.size = st->st_size;
-	w->st.mtime_s = st->st_mtim.tv_sec;
-	w->st.mtime_ns = st->st_mtim.tv_nsec;
-	w->st.mode = st->st_mode;
+	i = strtab_add(&s->paths, data_rel);
+	if (i / WANT_BLOCK >= s->nblocks) {
+		s->blocks = stk_reallocarray(s->blocks, s->nblocks + 1, sizeof(*s->blocks));
+		s->blocks[s->nblocks++] = stk_malloc(WANT_BLOCK * sizeof(struct want));
+	}
 	/* a later mapping overlays an earlier one */
-	want_free(stk_map_put(&s->want, data_rel, w));
+	w = want_at(s, i);
+	memset(w, 0, sizeof(*w));
+	w->src.size = st->st_size;
+	w->src.mtime_s = st->st_mtim.tv_sec;
+	w->src.mtime_ns = st->st_mtim.tv_nsec;
+	w->map = map;
+	if (st->st_mode & 0111)
+		w->flags |= WF_EXEC;
 	return 0;
 }
 
-/* Walks source directory `abs` (repository path `repo_rel`) onto data path `data_rel`. */
-static int walk_source(struct sync *s, const char *abs, const char *repo_rel, const char *data_rel,
-		       int depth, stk_err *err)
+/* Appends "/name" (just "name" to an empty path) to the path of `len` bytes in `buf`. */
+static bool path_push(char *buf, size_t len, const char *name, size_t *out)
 {
+	size_t n = strlen(name), at = len ? len + 1 : 0;
+
+	if (at + n >= ENG_PATH_MAX)
+		return false;
+	if (len)
+		buf[len] = '/';
+	memcpy(buf + at, name, n + 1);
+	*out = at + n;
+	return true;
+}
+
+/* The paths of the entry being looked at: absolute source, repository, data. */
+struct walk_paths {
 	char a[ENG_PATH_MAX], r[ENG_PATH_MAX], d[ENG_PATH_MAX];
+};
+
+/*
+ * Walks source directory `name` of directory `at` (paths p->a, p->r, p->d of alen, rlen,
+ * dlen bytes) for mapping `map`. Fix (bench/agent/run.sh, no-op sync): every entry was
+ * lstat'ed and every directory opened by its absolute path, the kernel walking the whole
+ * path each time; both are now relative to the open directory (with O_NOFOLLOW, so a
+ * symlink swapped in after the check is refused, not followed), and an entry readdir
+ * says is a directory is not stat'ed at all.
+ */
+static int walk_source(struct sync *s, uint32_t map, int at, const char *name, struct walk_paths *p,
+		       size_t alen, size_t rlen, size_t dlen, int depth, stk_err *err)
+{
 	struct dirent *de;
 	struct stat st;
 	DIR *dir;
-	int rc = 0;
+	int fd, rc = 0;
 
 	if (depth > 256)
-		return stk_err_set(err, STK_EINVAL, "directories nest too deep under %s", abs);
-	dir = opendir(abs);
-	if (!dir)
-		return stk_err_errno(err, errno, "cannot read %s", abs);
+		return stk_err_set(err, STK_EINVAL, "directories nest too deep under %s", p->a);
+	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		rc = stk_err_errno(err, errno, "cannot read %s", p->a);
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
 	while (!rc && (de = readdir(dir))) {
+		size_t al, rl, dl;
+		mode_t mode = S_IFDIR;
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if ((rc = join(a, abs, de->d_name, err)) ||
-		    (rc = join(r, repo_rel, de->d_name, err)))
-			break;
-		if ((rc = join(d, data_rel, de->d_name, err)))
-			break;
-		if (*repo_rel == '\0')
-			snprintf(r, sizeof(r), "%s", de->d_name);
-		if (*data_rel == '\0')
-			snprintf(d, sizeof(d), "%s", de->d_name);
-		if (lstat(a, &st)) {
-			rc = stk_err_errno(err, errno, "cannot stat %s", a);
+		p->a[alen] = p->r[rlen] = p->d[dlen] = '\0';
+		if (!path_push(p->a, alen, de->d_name, &al) ||
+		    !path_push(p->r, rlen, de->d_name, &rl) ||
+		    !path_push(p->d, dlen, de->d_name, &dl)) {
+			p->a[alen] = '\0';
+			rc = stk_err_set(err, STK_EINVAL, "path too long: %s/%s", p->a, de->d_name);
 			break;
 		}
-		if (S_ISLNK(st.st_mode)) {
-			if (excluded(s, r, d, false))
+		if (de->d_type != DT_DIR) {
+			if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
+				rc = stk_err_errno(err, errno, "cannot stat %s", p->a);
+				break;
+			}
+			mode = st.st_mode;
+		}
+		if (S_ISLNK(mode)) {
+			if (excluded(s, p->r, p->d, false))
 				continue;
 			rc = stk_err_set(err, STK_EINVAL,
 					 "symlink %s in the repository refused: links are never "
 					 "followed or copied",
-					 r);
-		} else if (S_ISDIR(st.st_mode)) {
-			if (!excluded(s, r, d, true))
-				rc = walk_source(s, a, r, d, depth + 1, err);
-		} else if (S_ISREG(st.st_mode)) {
-			if (!excluded(s, r, d, false))
-				rc = want_file(s, a, &st, d, err);
-		} else if (!excluded(s, r, d, false)) {
+					 p->r);
+		} else if (S_ISDIR(mode)) {
+			if (!excluded(s, p->r, p->d, true))
+				rc = walk_source(s, map, dirfd(dir), de->d_name, p, al, rl, dl,
+						 depth + 1, err);
+		} else if (S_ISREG(mode)) {
+			if (!excluded(s, p->r, p->d, false))
+				rc = want_file(s, map, p->a, &st, p->d, err);
+		} else if (!excluded(s, p->r, p->d, false)) {
 			rc = stk_err_set(err, STK_EINVAL, "%s is not a regular file or directory",
-					 r);
+					 p->r);
 		}
 	}
 	closedir(dir);
@@ -499,6 +757,7 @@ static int check_source_parents(const struct sync *s, size_t i, const char *sour
 static int collect(struct sync *s, stk_err *err)
 {
 	const struct agent_plan *p = s->o->plan;
+	struct walk_paths paths, *wp = &paths;
 	char abs[ENG_PATH_MAX];
 	struct stat st;
 	int rc;
@@ -537,7 +796,7 @@ static int collect(struct sync *s, stk_err *err)
 						   "mapping %zu: source '%s' is not a regular file",
 						   i, m->source);
 			if (!excluded(s, m->source, m->dest, false) &&
-			    (rc = want_file(s, abs, &st, m->dest, err)))
+			    (rc = want_file(s, (uint32_t)i, abs, &st, m->dest, err)))
 				return rc;
 			continue;
 		}
@@ -547,7 +806,12 @@ static int collect(struct sync *s, stk_err *err)
 					   m->source);
 		if (!m->overlay)
 			add_root(s, m->dest);
-		if ((rc = walk_source(s, abs, m->source, m->dest, 0, err)))
+		if (snprintf(wp->a, sizeof(wp->a), "%s", abs) >= (int)sizeof(wp->a) ||
+		    snprintf(wp->r, sizeof(wp->r), "%s", m->source) >= (int)sizeof(wp->r) ||
+		    snprintf(wp->d, sizeof(wp->d), "%s", m->dest) >= (int)sizeof(wp->d))
+			return stk_err_set(err, STK_EINVAL, "path too long: %s", abs);
+		if ((rc = walk_source(s, (uint32_t)i, AT_FDCWD, abs, wp, strlen(wp->a),
+				      strlen(wp->r), strlen(wp->d), 0, err)))
 			return rc;
 	}
 	return 0;
@@ -562,8 +826,11 @@ static int collect(struct sync *s, stk_err *err)
  * (comments allowed), which also keeps memory flat, and the offset of the error becomes
  * a line and column.
  */
-static int validate_config(const struct want *w, const char *rel, stk_err *err)
+static int validate_config(const struct sync *s, size_t wi, stk_err *err)
 {
+	const struct want *w = want_at(s, wi);
+	const char *rel = want_path(s, wi);
+	char src[ENG_PATH_MAX];
 	unsigned char buf[1 << 16];
 	unsigned long long line = 1, col = 1;
 	yajl_status st = yajl_status_ok;
@@ -571,12 +838,14 @@ static int validate_config(const struct want *w, const char *rel, stk_err *err)
 	ssize_t n = 0;
 	int fd, rc = 0;
 
-	if ((size_t)w->st.size > ENG_MAX_CONFIG)
+	if ((size_t)w->src.size > ENG_MAX_CONFIG)
 		return stk_err_set(err, STK_EINVAL, "%s is larger than %u bytes", rel,
 				   ENG_MAX_CONFIG);
-	fd = open(w->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (src_path(src, s, wi, err))
+		return STK_EINVAL;
+	fd = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return stk_err_errno(err, errno, "cannot read %s", w->src);
+		return stk_err_errno(err, errno, "cannot read %s", src);
 	h = yajl_alloc(NULL, NULL, NULL);
 	if (!h)
 		abort(); /* out of memory: as the allocation wrappers do */
@@ -599,7 +868,7 @@ static int validate_config(const struct want *w, const char *rel, stk_err *err)
 	}
 	close(fd);
 	if (n < 0) {
-		rc = stk_err_errno(err, errno, "cannot read %s", w->src);
+		rc = stk_err_errno(err, errno, "cannot read %s", src);
 	} else {
 		if (st == yajl_status_ok)
 			st = yajl_complete_parse(h);
@@ -654,7 +923,7 @@ static int check_parents(struct sync *s, const char *rel, stk_err *err)
 		p++;
 		if (stk_map_get(&s->checked_dirs, sub))
 			continue;
-		if (stk_map_get(&s->want, sub))
+		if (want_has(s, sub))
 			return stk_err_set(err, STK_EINVAL,
 					   "the mappings make %s both a file and a directory (%s)",
 					   sub, rel);
@@ -673,7 +942,8 @@ static int check_parents(struct sync *s, const char *rel, stk_err *err)
 				"through it",
 				sub);
 		} else if (!S_ISDIR(st.st_mode)) {
-			if (!managed(s, sub) && !stk_map_get(&s->old.files, sub))
+			/* (sub is not wanted: old_only has the last manifest's files) */
+			if (!managed(s, sub) && strtab_find(&s->old_only, sub) == STRTAB_NONE)
 				return stk_err_set(err, STK_EINVAL,
 						   "%s in the data directory is a file outside the "
 						   "managed roots; refusing to replace it with a "
@@ -744,41 +1014,80 @@ static bool stat_matches(const struct ment *m, const struct stat *st)
 	       m->mtime_ns == (long long)st->st_mtim.tv_nsec;
 }
 
-static bool src_matches(const struct ment *m, const struct src_meta *st)
+static bool stamp_is(const struct stamp *a, const struct stat *st)
 {
-	return m->src_size == st->size && m->src_mtime_s == st->mtime_s &&
-	       m->src_mtime_ns == (long long)st->mtime_ns;
+	return a->size == (long long)st->st_size && a->mtime_s == (long long)st->st_mtim.tv_sec &&
+	       a->mtime_ns == (long long)st->st_mtim.tv_nsec;
 }
 
-static struct ment *record(struct sync *s, const char *rel, const struct want *w,
-			   const struct stat *live, const unsigned char *sha)
+static bool stamp_same(const struct stamp *a, const struct stamp *b)
 {
-	struct ment *m = stk_calloc(1, sizeof(*m));
-
-	memcpy(m->sha, sha, 32);
-	m->size = live->st_size;
-	m->mtime_s = live->st_mtim.tv_sec;
-	m->mtime_ns = live->st_mtim.tv_nsec;
-	m->src_size = w->st.size;
-	m->src_mtime_s = w->st.mtime_s;
-	m->src_mtime_ns = w->st.mtime_ns;
-	free(stk_map_put(&s->new.files, rel, m));
-	return m;
+	return a->size == b->size && a->mtime_s == b->mtime_s && a->mtime_ns == b->mtime_ns;
 }
 
-/* Decides add / modify / same for one wanted file. */
-static int compare(struct sync *s, const char *rel, struct want *w, stk_err *err)
+/* The new manifest's entry of `w`: `sha`, the live file's `st` and the source's stamp. */
+static void record(struct want *w, const struct stat *live, const unsigned char *sha)
 {
+	memmove(w->sha, sha, 32);
+	w->live.size = live->st_size;
+	w->live.mtime_s = live->st_mtim.tv_sec;
+	w->live.mtime_ns = live->st_mtim.tv_nsec;
+	w->flags |= WF_RECORDED;
+}
+
+/*
+ * lstat of data path `rel` (whose full path `abs` fits ENG_PATH_MAX), relative to its
+ * directory. Fix (bench/agent/run.sh, no-op sync): the kernel walked the whole absolute
+ * path for every file; the diff goes through the files in path order, so the directory
+ * is opened (O_PATH, resolved as lstat resolved it: check_parents has refused symlinks on
+ * the way) once per run of files in it. Nothing is written while the diff runs.
+ */
+static int live_lstat(struct sync *s, const char *rel, struct stat *st)
+{
+	const char *slash = strrchr(rel, '/');
+	size_t n = slash ? (size_t)(slash - rel) : 0;
 	char abs[ENG_PATH_MAX];
-	unsigned char live_sha[32];
-	const struct ment *old = stk_map_get(&s->old.files, rel);
+
+	if (s->live_fd < 0 || n != s->live_dir_len || memcmp(rel, s->live_dir, n)) {
+		if (s->live_fd >= 0)
+			close(s->live_fd);
+		s->live_fd = -1;
+		if (snprintf(abs, sizeof(abs), "%s/%.*s", s->o->data, (int)n, rel) >=
+		    (int)sizeof(abs)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		s->live_fd = open(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (s->live_fd < 0)
+			return -1;
+		memcpy(s->live_dir, rel, n);
+		s->live_dir_len = n;
+	}
+	return fstatat(s->live_fd, slash ? slash + 1 : rel, st, AT_SYMLINK_NOFOLLOW);
+}
+
+static void live_close(struct sync *s)
+{
+	if (s->live_fd >= 0)
+		close(s->live_fd);
+	s->live_fd = -1;
+}
+
+/* Decides add / modify / same for want i. */
+static int compare(struct sync *s, size_t i, stk_err *err)
+{
+	struct want *w = want_at(s, i);
+	const char *rel = want_path(s, i);
+	char abs[ENG_PATH_MAX], src[ENG_PATH_MAX];
+	unsigned char src_sha[32], live_sha[32];
+	bool old = w->flags & WF_OLD;
 	bool same_repo = !strcmp(s->old.repo, s->o->repo);
 	struct stat st;
 	int rc;
 
 	if ((rc = join(abs, s->o->data, rel, err)))
 		return rc;
-	if (lstat(abs, &st)) {
+	if (live_lstat(s, rel, &st)) {
 		/*
 		 * Fix (test_engine__file_and_directory_swap): ENOTDIR is a file of the last
 		 * commit where this one has a directory (check_parents allowed it); it used
@@ -795,31 +1104,33 @@ static int compare(struct sync *s, const char *rel, struct want *w, stk_err *err
 		w->action = W_MODIFY; /* a directory or link in the way: replaced */
 		return 0;
 	}
-	/* Fast path: the live file is as we left it, and so is its source. */
-	if (old && stat_matches(old, &st) && same_repo && src_matches(old, &w->st)) {
-		/* The entry is the same in the new manifest: moved, not copied (memory). */
-		struct ment *m = stk_map_del(&s->old.files, rel);
-		memcpy(w->sha, m->sha, 32);
-		free(stk_map_put(&s->new.files, rel, m));
+	/*
+	 * Fast path: the live file is as we left it, and so is its source. The manifest's
+	 * entry carries over as it is (sha and live are already its).
+	 */
+	if (old && stamp_is(&w->live, &st) && same_repo && stamp_same(&w->old_src, &w->src)) {
+		w->flags |= WF_RECORDED;
 		s->moved++;
 		w->action = W_SAME;
 		return 0;
 	}
-	if ((rc = hash_file(w->src, w->sha, err)))
+	if ((rc = src_path(src, s, i, err)) || (rc = hash_file(src, src_sha, err)))
 		return rc;
-	if ((long long)st.st_size != (long long)w->st.size) {
+	if ((long long)st.st_size != w->src.size) {
+		memcpy(w->sha, src_sha, 32);
 		w->action = W_MODIFY;
 		return 0;
 	}
-	if (old && stat_matches(old, &st))
-		memcpy(live_sha, old->sha, 32);
+	if (old && stamp_is(&w->live, &st))
+		memcpy(live_sha, w->sha, 32);
 	else if ((rc = hash_file(abs, live_sha, err)))
 		return rc;
-	if (memcmp(live_sha, w->sha, 32)) {
+	memcpy(w->sha, src_sha, 32);
+	if (memcmp(live_sha, src_sha, 32)) {
 		w->action = W_MODIFY;
 		return 0;
 	}
-	record(s, rel, w, &st, w->sha);
+	record(w, &st, src_sha);
 	w->action = W_SAME;
 	return 0;
 }
@@ -849,12 +1160,10 @@ static bool wanted_below(struct sync *s, const char *dir_rel)
 
 static void index_want_dirs(struct sync *s)
 {
-	struct stk_map_iter it = {0};
-	struct stk_map_entry *e;
 	char d[ENG_PATH_MAX];
 
-	while ((e = stk_map_next(&s->want, &it))) {
-		snprintf(d, sizeof(d), "%s", e->key);
+	for (size_t i = 0; i < s->paths.len; i++) {
+		snprintf(d, sizeof(d), "%s", want_path(s, i));
 		for (char *slash = strrchr(d, '/'); slash; slash = strrchr(d, '/')) {
 			*slash = '\0';
 			if (stk_map_get(&s->want_dirs, d))
@@ -864,68 +1173,87 @@ static void index_want_dirs(struct sync *s)
 	}
 }
 
-/* Deletes (or counts) files under `rel` no mapping produced; returns true when the directory
- * is left empty. Never enters .resources or excluded paths. */
-static bool orphans(struct orphan_walk *w, const char *rel, int depth)
+/*
+ * Deletes (or counts) files under data directory `rel` (rlen bytes of a buffer of
+ * ENG_PATH_MAX, reused below it), which is `name` in directory `at`, that no mapping
+ * produced; returns true when the directory is left empty. Never enters .resources or
+ * excluded paths. Fix (bench/agent/run.sh, no-op sync): every directory was opened, and
+ * every orphan deleted, by its absolute path; now relative to the open parent, and a
+ * subdirectory is opened with O_NOFOLLOW (only a managed root itself may be reached
+ * through the data directory's own path, which check_parents has vetted).
+ */
+static bool orphans(struct orphan_walk *w, int at, const char *name, char *rel, size_t rlen,
+		    int depth)
 {
-	char abs[ENG_PATH_MAX], child[ENG_PATH_MAX];
+	size_t data_len = strlen(w->s->o->data);
 	struct dirent *de;
 	struct stat st;
 	DIR *dir;
+	int fd;
 	bool empty = true, is_dir;
 
-	if (depth > 256 || join(abs, w->s->o->data, rel, w->err))
+	if (depth > 256)
 		return false;
-	dir = opendir(abs);
-	if (!dir)
+	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (depth ? O_NOFOLLOW : 0));
+	if (fd < 0)
 		return false;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return false;
+	}
 	while ((de = readdir(dir))) {
-		char cabs[ENG_PATH_MAX];
+		size_t clen;
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (join(child, rel, de->d_name, w->err) || join(cabs, abs, de->d_name, w->err)) {
+		rel[rlen] = '\0';
+		/* (the absolute path must fit too, as it did when it was built) */
+		if (!path_push(rel, rlen, de->d_name, &clen) ||
+		    data_len + 1 + clen >= ENG_PATH_MAX) {
+			rel[rlen] = '\0';
 			empty = false;
 			continue;
 		}
-		if (!*rel)
-			snprintf(child, sizeof(child), "%s", de->d_name);
 		/* The entry's type from readdir where the filesystem gives it: one stat less
 		 * per file, which is most of a no-op sync. */
 		is_dir = de->d_type == DT_DIR;
 		if (de->d_type == DT_UNKNOWN) {
-			if (lstat(cabs, &st)) {
+			if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
 				empty = false;
 				continue;
 			}
 			is_dir = S_ISDIR(st.st_mode);
 		}
-		if (!is_dir && stk_map_get(&w->s->want, child)) {
+		if (!is_dir && want_has(w->s, rel)) {
 			empty = false; /* wanted, so neither excluded nor an orphan */
 			continue;
 		}
-		if (!strcmp(de->d_name, ".resources") || excluded(w->s, child, child, is_dir)) {
+		if (!strcmp(de->d_name, ".resources") || excluded(w->s, rel, rel, is_dir)) {
 			empty = false;
 			continue;
 		}
 		if (is_dir) {
-			if (orphans(w, child, depth + 1) && !stk_map_get(&w->s->want, child) &&
-			    !wanted_below(w->s, child)) {
-				if (w->apply && rmdir(cabs) && errno != ENOENT)
+			bool gone = orphans(w, dirfd(dir), de->d_name, rel, clen, depth + 1);
+			rel[clen] = '\0';
+			if (gone && !want_has(w->s, rel) && !wanted_below(w->s, rel)) {
+				if (w->apply && unlinkat(dirfd(dir), de->d_name, AT_REMOVEDIR) &&
+				    errno != ENOENT)
 					empty = false;
 			} else {
 				empty = false;
 			}
 			continue;
 		}
-		if (stk_map_get(&w->s->want, child)) {
+		if (want_has(w->s, rel)) {
 			empty = false;
 			continue;
 		}
 		/* Leftover temporary files of an interrupted run go silently. */
 		if (strncmp(de->d_name, ENG_TMP_PREFIX, strlen(ENG_TMP_PREFIX)))
-			paths_add(&w->s->res->deleted, child);
-		if (w->apply && unlink(cabs) && errno != ENOENT) {
-			w->rc = stk_err_errno(w->err, errno, "cannot delete %s", cabs);
+			paths_add(&w->s->res->deleted, rel);
+		if (w->apply && unlinkat(dirfd(dir), de->d_name, 0) && errno != ENOENT) {
+			w->rc = stk_err_errno(w->err, errno, "cannot delete %s/%s", w->s->o->data,
+					      rel);
 			empty = false;
 		}
 		if (!w->apply)
@@ -933,6 +1261,17 @@ static bool orphans(struct orphan_walk *w, const char *rel, int depth)
 	}
 	closedir(dir);
 	return empty;
+}
+
+/* The orphan walk of managed root `root`. */
+static void orphans_under(struct orphan_walk *w, const char *root)
+{
+	char abs[ENG_PATH_MAX], rel[ENG_PATH_MAX];
+
+	if (join(abs, w->s->o->data, root, w->err) ||
+	    snprintf(rel, sizeof(rel), "%s", root) >= (int)sizeof(rel))
+		return;
+	orphans(w, AT_FDCWD, abs, rel, strlen(rel), 0);
 }
 
 /* ---- writing ------------------------------------------------------------------------------- */
@@ -1001,29 +1340,31 @@ static int tmp_name(char *out, const struct sync *s, const char *rel, stk_err *e
 	return 0;
 }
 
-/* Copies the source into a temporary file beside the destination; fills w->tmp and sha. */
-static int write_temp(struct sync *s, const char *rel, struct want *w, stk_err *err)
+/* Copies want i's source into a temporary file beside the destination; fills w->sha. */
+static int write_temp(struct sync *s, size_t i, stk_err *err)
 {
-	char tmp[ENG_PATH_MAX], buf[1 << 16];
+	struct want *w = want_at(s, i);
+	const char *rel = want_path(s, i);
+	mode_t mode = (w->flags & WF_EXEC) ? 0755 : 0644;
+	char tmp[ENG_PATH_MAX], src[ENG_PATH_MAX], buf[1 << 16];
 	unsigned char md[32];
 	EVP_MD_CTX *ctx;
 	int in, out, rc = 0;
 	ssize_t n;
 
 	/* A fixed name per file: a leftover of an interrupted run is reused, not piled up. */
-	if ((rc = make_parents(s, rel, err)) || (rc = tmp_name(tmp, s, rel, err)))
+	if ((rc = make_parents(s, rel, err)) || (rc = tmp_name(tmp, s, rel, err)) ||
+	    (rc = src_path(src, s, i, err)))
 		return rc;
-	free(w->tmp);
-	w->tmp = stk_strdup(tmp);
-	in = open(w->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)
-		return stk_err_errno(err, errno, "cannot read %s", w->src);
-	out = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		   (w->st.mode & 0111) ? 0755 : 0644);
+		return stk_err_errno(err, errno, "cannot read %s", src);
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (out < 0) {
 		close(in);
-		return stk_err_errno(err, errno, "cannot create %s", w->tmp);
+		return stk_err_errno(err, errno, "cannot create %s", tmp);
 	}
+	w->flags |= WF_TMP;
 	ctx = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
 	while ((n = read(in, buf, sizeof(buf))) > 0) {
@@ -1034,7 +1375,7 @@ static int write_temp(struct sync *s, const char *rel, struct want *w, stk_err *
 			if (m < 0) {
 				if (errno == EINTR)
 					continue;
-				rc = stk_err_errno(err, errno, "cannot write %s", w->tmp);
+				rc = stk_err_errno(err, errno, "cannot write %s", tmp);
 				break;
 			}
 			p += m;
@@ -1044,43 +1385,54 @@ static int write_temp(struct sync *s, const char *rel, struct want *w, stk_err *
 			break;
 	}
 	if (!rc && n < 0)
-		rc = stk_err_errno(err, errno, "cannot read %s", w->src);
+		rc = stk_err_errno(err, errno, "cannot read %s", src);
 	/* The umask must not narrow the modes of DESIGN.md: 0644 / 0755. */
-	if (!rc && fchmod(out, (w->st.mode & 0111) ? 0755 : 0644))
-		rc = stk_err_errno(err, errno, "cannot chmod %s", w->tmp);
+	if (!rc && fchmod(out, mode))
+		rc = stk_err_errno(err, errno, "cannot chmod %s", tmp);
 	EVP_DigestFinal_ex(ctx, md, NULL);
 	EVP_MD_CTX_free(ctx);
 	memcpy(w->sha, md, 32);
 	close(in);
 	if (close(out) && !rc)
-		rc = stk_err_errno(err, errno, "cannot write %s", w->tmp);
+		rc = stk_err_errno(err, errno, "cannot write %s", tmp);
 	if (rc) {
-		unlink(w->tmp);
-		free(w->tmp);
-		w->tmp = NULL;
+		unlink(tmp);
+		w->flags &= (uint8_t)~WF_TMP;
 	} else
-		s->res->bytes_written += (uint64_t)w->st.size;
+		s->res->bytes_written += (uint64_t)w->src.size;
 	return rc;
 }
 
-/* Renames a written temporary file over its destination and records it. */
-static int commit_file(struct sync *s, const char *rel, struct want *w, stk_err *err)
+/* Removes want i's temporary file, if it wrote one. */
+static void drop_temp(struct sync *s, size_t i)
 {
-	char abs[ENG_PATH_MAX];
+	struct want *w = want_at(s, i);
+	char tmp[ENG_PATH_MAX];
+
+	if ((w->flags & WF_TMP) && !tmp_name(tmp, s, want_path(s, i), NULL))
+		unlink(tmp);
+	w->flags &= (uint8_t)~WF_TMP;
+}
+
+/* Renames want i's written temporary file over its destination and records it. */
+static int commit_file(struct sync *s, size_t i, stk_err *err)
+{
+	struct want *w = want_at(s, i);
+	const char *rel = want_path(s, i);
+	char abs[ENG_PATH_MAX], tmp[ENG_PATH_MAX];
 	struct stat st;
 	int rc;
 
-	if ((rc = join(abs, s->o->data, rel, err)))
+	if ((rc = join(abs, s->o->data, rel, err)) || (rc = tmp_name(tmp, s, rel, err)))
 		return rc;
 	if (!lstat(abs, &st) && S_ISDIR(st.st_mode) && remove_tree(abs, 0))
 		return stk_err_errno(err, errno, "cannot replace directory %s", abs);
-	if (rename(w->tmp, abs))
+	if (rename(tmp, abs))
 		return stk_err_errno(err, errno, "cannot rename onto %s", abs);
-	free(w->tmp);
-	w->tmp = NULL;
+	w->flags &= (uint8_t)~WF_TMP;
 	if (lstat(abs, &st))
 		return stk_err_errno(err, errno, "cannot stat %s", abs);
-	record(s, rel, w, &st, w->sha);
+	record(w, &st, w->sha);
 	return 0;
 }
 
@@ -1095,7 +1447,7 @@ static void fsync_dir(const char *abs)
 }
 
 /* Writes the batch's temporary files, makes them durable with one syncfs, renames them. */
-static int flush_batch(struct sync *s, char **keys, size_t n, stk_err *err)
+static int flush_batch(struct sync *s, const uint32_t *batch, size_t n, stk_err *err)
 {
 	int fd, rc = 0;
 
@@ -1107,11 +1459,10 @@ static int flush_batch(struct sync *s, char **keys, size_t n, stk_err *err)
 		close(fd);
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct want *w = stk_map_get(&s->want, keys[i]);
 		if (!rc)
-			rc = commit_file(s, keys[i], w, err);
-		else if (w->tmp)
-			unlink(w->tmp);
+			rc = commit_file(s, batch[i], err);
+		else
+			drop_temp(s, batch[i]);
 	}
 	return rc;
 }
@@ -1123,21 +1474,120 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+static int cmp_want(const void *a, const void *b, void *arg)
+{
+	const struct sync *s = arg;
+
+	return strcmp(want_path(s, *(const uint32_t *)a), want_path(s, *(const uint32_t *)b));
+}
+
+/* True when data paths `a` and `b` are in the same directory. */
+static bool same_dir(const char *a, const char *b)
+{
+	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+	size_t na = sa ? (size_t)(sa - a) : 0, nb = sb ? (size_t)(sb - b) : 0;
+
+	return na == nb && !memcmp(a, b, na);
+}
+
+/* A file line of the last manifest: onto its want, or kept aside when it is not wanted. */
+static void old_entry(void *arg, const char *path, const struct ment *e)
+{
+	struct sync *s = arg;
+	size_t i = strtab_find(&s->paths, path);
+	struct want *w;
+
+	if (i == STRTAB_NONE) {
+		strtab_add(&s->old_only, path);
+		return;
+	}
+	w = want_at(s, i);
+	w->flags |= WF_OLD;
+	memcpy(w->sha, e->sha, 32);
+	w->live.size = e->size;
+	w->live.mtime_s = e->mtime_s;
+	w->live.mtime_ns = e->mtime_ns;
+	w->old_src.size = e->src_size;
+	w->old_src.mtime_s = e->src_mtime_s;
+	w->old_src.mtime_ns = e->src_mtime_ns;
+}
+
+/*
+ * True when the new manifest would be written exactly as the old one was: every wanted
+ * file's entry carried over unchanged (compare's fast path), the old one has no other
+ * file, and the repository, roots and excludes are the same.
+ */
+static bool manifest_same(const struct sync *s)
+{
+	const struct agent_plan *p = s->o->plan;
+
+	return !strcmp(s->old.repo, s->o->repo) && s->old_only.len == 0 &&
+	       s->moved == s->paths.len &&
+	       strv_same(s->old.roots, s->old.nroots, s->roots, s->nroots) &&
+	       strv_same(s->old.excludes, s->old.nexcludes, p->excludes, p->nexcludes);
+}
+
+/* Writes the manifest of this sync (the recorded wants, in path order), durably. */
+static int manifest_save(const struct sync *s, const char *state, stk_err *err)
+{
+	const struct agent_plan *p = s->o->plan;
+	char path[ENG_PATH_MAX], tmp[ENG_PATH_MAX];
+	FILE *f;
+	int fd;
+
+	if (mkdir(state, 0750) && errno != EEXIST)
+		return stk_err_errno(err, errno, "cannot create %s", state);
+	if (join(path, state, ENG_MANIFEST, err) || join(tmp, state, ENG_MANIFEST ".tmp", err))
+		return STK_EINVAL;
+	f = fopen(tmp, "we");
+	if (!f)
+		return stk_err_errno(err, errno, "cannot write %s", tmp);
+	fprintf(f, "stoker-manifest 1\t%.*s\n", ENG_PATH_MAX - 1, s->o->repo);
+	for (size_t i = 0; i < s->nroots; i++)
+		fprintf(f, "root\t%s\n", s->roots[i]);
+	for (size_t i = 0; i < p->nexcludes; i++)
+		if (!strchr(p->excludes[i], '\n'))
+			fprintf(f, "exclude\t%s\n", p->excludes[i]);
+	for (size_t k = 0; k < s->paths.len; k++) {
+		const struct want *w = want_at(s, s->order[k]);
+		char hexsha[65];
+		if (!(w->flags & WF_RECORDED))
+			continue;
+		hex(w->sha, hexsha);
+		fprintf(f, "%s %lld %lld %lld %lld %lld %lld\t%s\n", hexsha, w->live.size,
+			w->live.mtime_s, w->live.mtime_ns, w->src.size, w->src.mtime_s,
+			w->src.mtime_ns, want_path(s, s->order[k]));
+	}
+	fd = fileno(f);
+	if (fflush(f) || fsync(fd)) {
+		fclose(f);
+		return stk_err_errno(err, errno, "cannot write %s", tmp);
+	}
+	fclose(f);
+	if (rename(tmp, path))
+		return stk_err_errno(err, errno, "cannot replace %s", path);
+	return 0;
+}
+
 static void sync_release(struct sync *s)
 {
-	struct stk_map_iter it = {0};
-	struct stk_map_entry *e;
-
-	while ((e = stk_map_next(&s->want, &it)))
-		want_free(e->value);
-	stk_map_release(&s->want);
+	for (size_t i = 0; i < s->nblocks; i++)
+		free(s->blocks[i]);
+	free(s->blocks);
+	free(s->order);
+	strtab_release(&s->paths);
+	strtab_release(&s->old_only);
 	stk_map_release(&s->checked_dirs);
 	stk_map_release(&s->want_dirs);
 	for (size_t i = 0; i < s->nroots; i++)
 		free(s->roots[i]);
 	free(s->roots);
 	manifest_release(&s->old);
-	manifest_release(&s->new);
+	for (size_t i = 0; i < s->nseg_ex; i++)
+		free(s->seg_ex[i].name);
+	free(s->seg_ex);
+	free(s->glob_ex);
+	live_close(s);
 }
 
 int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_err *err)
@@ -1145,8 +1595,8 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 	struct sync s;
 	struct stk_map_iter it = {0};
 	struct stk_map_entry *e;
-	char **keys = NULL, **batch = NULL;
-	size_t nkeys = 0, nbatch = 0, batch_bytes = 0;
+	uint32_t *batch = NULL;
+	size_t n = 0, nbatch = 0, batch_bytes = 0;
 	double t0 = now_s();
 	struct stat st;
 	int rc;
@@ -1155,31 +1605,41 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 	memset(res, 0, sizeof(*res));
 	s.o = o;
 	s.res = res;
+	s.live_fd = -1;
 	res->dry_run = o->dry_run;
 	if (stat(o->data, &st) || !S_ISDIR(st.st_mode))
 		return stk_err_set(err, STK_EINVAL, "data directory %s does not exist", o->data);
 	if (stat(o->repo, &st) || !S_ISDIR(st.st_mode))
 		return stk_err_set(err, STK_EINVAL, "repository %s does not exist", o->repo);
-	rc = manifest_load(&s.old, o->state, err);
-	if (rc == STK_ENOTFOUND)
-		rc = 0;
-	snprintf(s.new.repo, sizeof(s.new.repo), "%s", o->repo);
+	split_excludes(&s);
 	/* 1. What the plan asks for, and the safety rules, before anything is touched. */
-	if (!rc)
-		rc = collect(&s, err);
-	while (!rc && (e = stk_map_next(&s.want, &it))) {
-		keys = stk_reallocarray(keys, nkeys + 1, sizeof(char *));
-		keys[nkeys++] = e->key;
+	rc = collect(&s, err);
+	n = s.paths.len;
+	if (!rc && n) {
+		s.order = stk_calloc(n, sizeof(*s.order));
+		for (size_t i = 0; i < n; i++)
+			s.order[i] = (uint32_t)i;
+		qsort_r(s.order, n, sizeof(*s.order), cmp_want, &s);
 	}
-	if (nkeys > 1)
-		qsort(keys, nkeys, sizeof(char *), cmp_str);
+	/* The last sync's manifest, onto the wanted files (no copy of their paths). */
+	if (!rc) {
+		rc = manifest_read(&s.old, o->state, old_entry, &s, err);
+		if (rc == STK_ENOTFOUND)
+			rc = 0;
+	}
 	if (!rc)
 		index_want_dirs(&s);
-	for (size_t i = 0; !rc && i < nkeys; i++) {
-		struct want *w = stk_map_get(&s.want, keys[i]);
-		rc = check_parents(&s, keys[i], err);
-		if (!rc && !strcmp(base_name(keys[i]), "config.json"))
-			rc = validate_config(w, keys[i], err);
+	for (size_t k = 0; !rc && k < n; k++) {
+		const char *rel = want_path(&s, s.order[k]);
+		/*
+		 * The files of a directory come one after another, and the first one's
+		 * check cached every directory on its way: the others' would find them all
+		 * in checked_dirs and do nothing.
+		 */
+		if (!k || !same_dir(want_path(&s, s.order[k - 1]), rel))
+			rc = check_parents(&s, rel, err);
+		if (!rc && !strcmp(base_name(rel), "config.json"))
+			rc = validate_config(&s, s.order[k], err);
 	}
 	/*
 	 * Fix (test_engine__data_symlink_on_the_way_refused): the orphan walk opens every
@@ -1196,32 +1656,34 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 			rc = check_parents(&s, r, err);
 	}
 	/* 2. The diff. */
-	for (size_t i = 0; !rc && i < nkeys; i++) {
-		struct want *w = stk_map_get(&s.want, keys[i]);
-		rc = compare(&s, keys[i], w, err);
+	for (size_t k = 0; !rc && k < n; k++) {
+		struct want *w = want_at(&s, s.order[k]);
+		const char *rel = want_path(&s, s.order[k]);
+		rc = compare(&s, s.order[k], err);
 		if (rc)
 			break;
 		if (w->action == W_ADD)
-			paths_add(&res->added, keys[i]);
+			paths_add(&res->added, rel);
 		else if (w->action == W_MODIFY)
-			paths_add(&res->modified, keys[i]);
+			paths_add(&res->modified, rel);
 		else
 			res->unchanged++;
 		if (w->action != W_SAME)
-			note_project(res, keys[i]);
+			note_project(res, rel);
 	}
+	live_close(&s);
 	if (rc || o->dry_run) {
 		if (!rc) {
 			struct orphan_walk ow = {&s, false, 0, err};
 			for (size_t i = 0; i < s.nroots; i++)
-				orphans(&ow, s.roots[i], 0);
+				orphans_under(&ow, s.roots[i]);
 		}
 		goto out;
 	}
 	/* 3. Merge: changed files, in batches made durable before their renames. */
-	batch = stk_calloc(ENG_BATCH_FILES, sizeof(char *));
-	for (size_t i = 0; !rc && i < nkeys; i++) {
-		struct want *w = stk_map_get(&s.want, keys[i]);
+	batch = stk_calloc(ENG_BATCH_FILES, sizeof(*batch));
+	for (size_t k = 0; !rc && k < n; k++) {
+		struct want *w = want_at(&s, s.order[k]);
 		if (w->action == W_SAME)
 			continue;
 		if (o->stop && *o->stop) {
@@ -1231,11 +1693,11 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 				rc = stk_err_set(err, STK_ECANCELED, "stopped");
 			break;
 		}
-		rc = write_temp(&s, keys[i], w, err);
+		rc = write_temp(&s, s.order[k], err);
 		if (rc)
 			break;
-		batch[nbatch++] = keys[i];
-		batch_bytes += (size_t)w->st.size;
+		batch[nbatch++] = s.order[k];
+		batch_bytes += (size_t)w->src.size;
 		if (nbatch == ENG_BATCH_FILES || batch_bytes >= ENG_BATCH_BYTES) {
 			rc = flush_batch(&s, batch, nbatch, err);
 			nbatch = 0;
@@ -1245,16 +1707,13 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 	if (!rc)
 		rc = flush_batch(&s, batch, nbatch, err);
 	else
-		for (size_t i = 0; i < nbatch; i++) {
-			struct want *w = stk_map_get(&s.want, batch[i]);
-			if (w->tmp)
-				unlink(w->tmp);
-		}
+		for (size_t i = 0; i < nbatch; i++)
+			drop_temp(&s, batch[i]);
 	/* 4. Orphans under managed roots, then the directories left empty. */
 	if (!rc) {
 		struct orphan_walk ow = {&s, true, 0, err};
 		for (size_t i = 0; i < s.nroots; i++)
-			orphans(&ow, s.roots[i], 0);
+			orphans_under(&ow, s.roots[i]);
 		rc = ow.rc;
 	}
 	/*
@@ -1262,45 +1721,36 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 	 * run killed before renaming a file outside them (a root-level file mapping) left
 	 * its temporary file for good when the next run found that file unchanged.
 	 */
-	for (size_t i = 0; !rc && i < nkeys; i++) {
-		struct want *w = stk_map_get(&s.want, keys[i]);
+	for (size_t k = 0; !rc && k < n; k++) {
+		const char *rel = want_path(&s, s.order[k]);
 		char tmp[ENG_PATH_MAX];
-		if (w->action == W_SAME && !managed(&s, keys[i]) &&
-		    !tmp_name(tmp, &s, keys[i], NULL))
+		if (want_at(&s, s.order[k])->action == W_SAME && !managed(&s, rel) &&
+		    !tmp_name(tmp, &s, rel, NULL))
 			unlink(tmp); /* mostly ENOENT */
 	}
 	/* 5. Durability of the names, and the manifest for the next run. */
 	if (!rc) {
 		char abs[ENG_PATH_MAX];
 		stk_map dirs = STK_MAP_INIT;
-		for (size_t i = 0; i < nkeys; i++) {
-			struct want *w = stk_map_get(&s.want, keys[i]);
-			const char *slash = strrchr(keys[i], '/');
+		for (size_t k = 0; k < n; k++) {
+			const char *rel = want_path(&s, s.order[k]);
+			const char *slash = strrchr(rel, '/');
 			char d[ENG_PATH_MAX];
-			if (w->action == W_SAME)
+			if (want_at(&s, s.order[k])->action == W_SAME)
 				continue;
-			snprintf(d, sizeof(d), "%.*s", slash ? (int)(slash - keys[i]) : 0, keys[i]);
+			snprintf(d, sizeof(d), "%.*s", slash ? (int)(slash - rel) : 0, rel);
 			stk_map_put(&dirs, d, (void *)1);
 		}
-		it = (struct stk_map_iter){0};
 		while ((e = stk_map_next(&dirs, &it)))
 			if (!join(abs, o->data, e->key, err))
 				fsync_dir(abs);
 		stk_map_release(&dirs);
-		for (size_t i = 0; i < s.nroots; i++) {
-			s.new.roots =
-				stk_reallocarray(s.new.roots, s.new.nroots + 1, sizeof(char *));
-			s.new.roots[s.new.nroots++] = stk_strdup(s.roots[i]);
-		}
-		for (size_t i = 0; i < o->plan->nexcludes; i++)
-			strv_add(&s.new.excludes, &s.new.nexcludes, o->plan->excludes[i]);
 		/* A no-op sync leaves the manifest as it was: no rewrite, no fsync. */
-		if (!manifest_same(&s.old, &s.new, s.moved))
-			rc = manifest_save(&s.new, o->state, err);
+		if (!manifest_same(&s))
+			rc = manifest_save(&s, o->state, err);
 	}
 out:
 	res->seconds = now_s() - t0;
-	free(keys);
 	free(batch);
 	sync_release(&s);
 	return rc;
