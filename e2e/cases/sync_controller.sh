@@ -208,6 +208,23 @@ check "inline ref change: metadata follows" wait_for 20 bash -c \
 k patch stokers inline -n "$E2E_NS" --type merge -p '{"spec":{"git":{"ref":"main"}}}' >/dev/null
 check "inline ref back to main" wait_for 20 bash -c \
 	"[ \"\$(k_ get configmap/stoker-metadata-inline -n $E2E_NS -o jsonpath='{.data.commit}')\" = '$COMMIT_MAIN' ]"
+# A requested ref (webhook) overrides spec.git.ref until spec.git.ref changes: then the
+# request is dropped from the Stoker and its GitSource, and the new spec wins.
+k annotate stokers inline -n "$E2E_NS" stoker.io/requested-ref=v1.1.0 stoker.io/requested-by=generic >/dev/null
+check "requested ref: passed to the owned GitSource" wait_for 10 bash -c \
+	"[ \"\$(k_ get gitsource/inline-git -n $E2E_NS -o jsonpath='{.metadata.annotations.stoker\.io/requested-ref}')\" = v1.1.0 ]"
+check "requested ref: the metadata follows v1.1.0" wait_for 20 bash -c \
+	"[ \"\$(k_ get configmap/stoker-metadata-inline -n $E2E_NS -o jsonpath='{.data.commit}')\" = '$COMMIT_V1_1_0' ]"
+k patch stokers inline -n "$E2E_NS" --type merge -p '{"spec":{"git":{"ref":"v2.0.0"}}}' >/dev/null
+check "spec.git.ref changed: the metadata follows the spec (v2.0.0), not the old request" wait_for 20 bash -c \
+	"[ \"\$(k_ get configmap/stoker-metadata-inline -n $E2E_NS -o jsonpath='{.data.commit}')\" = '$COMMIT_V2_0_0' ]"
+expect_eq "spec.git.ref changed: the request is gone from the Stoker" "" \
+	"$(get stoker/inline '{.metadata.annotations.stoker\.io/requested-ref}{.metadata.annotations.stoker\.io/requested-by}')"
+expect_eq "spec.git.ref changed: and from the GitSource" "" \
+	"$(get gitsource/inline-git '{.metadata.annotations.stoker\.io/requested-ref}')"
+k patch stokers inline -n "$E2E_NS" --type merge -p '{"spec":{"git":{"ref":"main"}}}' >/dev/null
+check "inline ref back to main again" wait_for 20 bash -c \
+	"[ \"\$(k_ get configmap/stoker-metadata-inline -n $E2E_NS -o jsonpath='{.data.commit}')\" = '$COMMIT_MAIN' ]"
 
 # --- profiles and gateway pods ------------------------------------------------------------
 apply <<'Y'

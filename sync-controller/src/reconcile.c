@@ -35,7 +35,8 @@ struct rec {
 	stk_buf secret_msg; /* "Secret 'x' not found ..." when a Secret is missing */
 	struct syncctl_fleet fleet;
 	bool paused;
-	const char *commit; /* target: the source's artifact commit, or "" */
+	bool request_superseded; /* spec.git.ref changed: the webhook's request was dropped */
+	const char *commit;	 /* target: the source's artifact commit, or "" */
 };
 
 static void rec_release(struct rec *r)
@@ -235,6 +236,96 @@ static char *canonical_spec(yajl_val spec)
 	return stk_buf_detach(&b, NULL);
 }
 
+/* "kind:name" of the ref a GitSource spec asks for ("" when it does not decode). */
+static char *spec_ref(yajl_val spec)
+{
+	struct stk_gitsource_spec s;
+	stk_err e = STK_ERR_INIT;
+	stk_buf b = STK_BUF_INIT(4096);
+	const struct stk_gitsource_ref *r = &s.ref;
+
+	memset(&s, 0, sizeof(s));
+	if (spec && stk_api_decode(&stk_api_gitsource_spec_type, &s, spec, "spec", &e) == 0)
+		stk_buf_printf(&b, "%s:%s",
+			       r->branch   ? "branch"
+			       : r->tag	   ? "tag"
+			       : r->name   ? "name"
+			       : r->commit ? "commit"
+					   : "semver",
+			       r->branch   ? r->branch
+			       : r->tag	   ? r->tag
+			       : r->name   ? r->name
+			       : r->commit ? r->commit
+			       : r->semver ? r->semver
+					   : "");
+	stk_api_release(&stk_api_gitsource_spec_type, &s);
+	return stk_buf_detach(&b, NULL);
+}
+
+/* A JSON pointer segment for an annotation key ("/" as "~1"). */
+static void put_ann_pointer(stk_buf *b, const char *key)
+{
+	stk_buf_puts(b, "/metadata/annotations/");
+	for (; *key; key++) {
+		if (*key == '/')
+			stk_buf_puts(b, "~1");
+		else if (*key == '~')
+			stk_buf_puts(b, "~0");
+		else
+			stk_buf_putc(b, *key);
+	}
+}
+
+/*
+ * spec.git.ref changed: a ref requested earlier through the receiver (or by hand) would
+ * otherwise keep overriding the new spec for good, so the request is dropped — from the
+ * Stoker (only if it still holds the value read, so a request arriving meanwhile
+ * stands) and from the GitSource.
+ */
+static void supersede_request(struct rec *r)
+{
+	static const char *const keys[] = {STK_ANN_REQUESTED_REF, STK_ANN_REQUESTED_AT,
+					   STK_ANN_REQUESTED_BY};
+	const char *want =
+		stk_json_str(r->obj->root, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL);
+	stk_buf b = STK_BUF_INIT(8192);
+	stk_err err = STK_ERR_INIT;
+
+	if (!want)
+		return;
+	stk_buf_puts(&b, "[{\"op\":\"test\",\"path\":\"");
+	put_ann_pointer(&b, STK_ANN_REQUESTED_REF);
+	stk_buf_puts(&b, "\",\"value\":");
+	put_str(&b, want);
+	stk_buf_putc(&b, '}');
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!stk_json_str(r->obj->root, "metadata", "annotations", keys[i], NULL))
+			continue;
+		stk_buf_puts(&b, ",{\"op\":\"remove\",\"path\":\"");
+		put_ann_pointer(&b, keys[i]);
+		stk_buf_puts(&b, "\"}");
+	}
+	stk_buf_putc(&b, ']');
+	if (stk_kube_patch(r->c->kube, &STK_GVR_STOKERS, r->ns, r->name, STK_PATCH_JSON, b.ptr,
+			   b.len, NULL, NULL, &err)) {
+		stk_log_info("requested ref kept: the Stoker changed meanwhile", "object", r->name,
+			     "error", err.message, NULL);
+		stk_buf_release(&b);
+		return;
+	}
+	r->request_superseded = true;
+	stk_buf_reset(&b);
+	stk_buf_puts(&b, "{\"metadata\":{\"annotations\":{\"" STK_ANN_REQUESTED_REF "\":null}}}");
+	stk_err_clear(&err);
+	if (stk_kube_patch(r->c->kube, &STK_GVR_GITSOURCES, r->ns, r->source_name, STK_PATCH_MERGE,
+			   b.ptr, b.len, NULL, NULL, &err))
+		stk_log_warn("cannot remove the GitSource's requested ref", "object", r->name,
+			     "source", r->source_name, "error", err.message, NULL);
+	stk_log_info("spec.git.ref changed: the earlier requested ref is dropped", "object",
+		     r->name, "ref", want, NULL);
+	stk_buf_release(&b);
+}
+
 /* Creates or updates the GitSource <stoker>-git from spec.git. */
 static int ensure_owned_source(struct rec *r, stk_err *err)
 {
@@ -283,9 +374,16 @@ static int ensure_owned_source(struct rec *r, stk_err *err)
 	stk_buf_puts(&body, "}]");
 	rc = stk_kube_patch(r->c->kube, &STK_GVR_GITSOURCES, r->ns, r->source_name, STK_PATCH_JSON,
 			    body.ptr, body.len, NULL, NULL, err);
-	if (!rc)
+	if (!rc) {
+		char *ref_want = spec_ref(want);
+		char *ref_have = spec_ref(stk_json_obj(r->source->root, "spec", NULL));
 		stk_log_info("updated GitSource", "object", r->name, "source", r->source_name,
 			     NULL);
+		if (strcmp(ref_want, ref_have))
+			supersede_request(r);
+		free(ref_want);
+		free(ref_have);
+	}
 out:
 	if (want)
 		yajl_tree_free(want);
@@ -329,6 +427,8 @@ static int copy_requested_ref(struct rec *r, stk_err *err)
 	 */
 	bool back_to_spec = want && *want && str_eq(want, source_spec_ref(&r->gs));
 
+	if (r->request_superseded)
+		return 0; /* r->obj still shows the request just removed */
 	if (back_to_spec && !have)
 		return 0;
 	if (!back_to_spec && (!want || !*want || str_eq(want, have)))
