@@ -41,19 +41,6 @@ static void put_str(stk_buf *b, const char *s)
 	stk_buf_put_json_string(b, s, strlen(s));
 }
 
-/* A JSON-pointer segment: '~' → "~0", '/' → "~1". */
-static void put_pointer_segment(stk_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '~')
-			stk_buf_puts(b, "~0");
-		else if (*s == '/')
-			stk_buf_puts(b, "~1");
-		else
-			stk_buf_putc(b, *s);
-	}
-}
-
 static void env_value(stk_buf *b, bool *first, const char *name, const char *value)
 {
 	stk_buf_printf(b, "%s{\"name\":\"%s\",\"value\":", *first ? "" : ",", name);
@@ -387,11 +374,11 @@ static void build_patch(stk_buf *b, const struct inj_config *cfg, const struct p
 	stk_buf_puts(b, init && YAJL_IS_ARRAY(init) ? "}" : "]}");
 	/* The annotations object exists: stoker.io/inject is in it. */
 	stk_buf_puts(b, ",{\"op\":\"add\",\"path\":\"/metadata/annotations/");
-	put_pointer_segment(b, STK_ANN_INJECTED);
+	stk_buf_put_json_pointer_token(b, STK_ANN_INJECTED);
 	stk_buf_puts(b, "\",\"value\":\"true\"}");
 	if (p->cr_derived) {
 		stk_buf_puts(b, ",{\"op\":\"add\",\"path\":\"/metadata/annotations/");
-		put_pointer_segment(b, STK_ANN_CR_NAME);
+		stk_buf_put_json_pointer_token(b, STK_ANN_CR_NAME);
 		stk_buf_puts(b, "\",\"value\":");
 		put_str(b, p->cr);
 		stk_buf_putc(b, '}');

@@ -147,6 +147,21 @@ size_t stk_utf8_seq_len(const unsigned char *s, size_t avail)
 	return n;
 }
 
+int stk_buf_put_json_pointer_token(stk_buf *b, const char *s)
+{
+	int rc = 0;
+
+	for (; *s && !rc; s++) {
+		if (*s == '~')
+			rc = stk_buf_puts(b, "~0");
+		else if (*s == '/')
+			rc = stk_buf_puts(b, "~1");
+		else
+			rc = stk_buf_putc(b, *s);
+	}
+	return rc;
+}
+
 int stk_buf_put_json_string(stk_buf *b, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -76,6 +76,17 @@ static void test_buf__json_string_too_big_leaves_buffer(void **state)
 	stk_buf_release(&b);
 }
 
+static void test_buf__json_pointer_token_escapes(void **state)
+{
+	stk_buf b = STK_BUF_INIT(64);
+	(void)state;
+
+	assert_int_equal(stk_buf_put_json_pointer_token(&b, "stoker.io/cr-name"), 0);
+	assert_int_equal(stk_buf_put_json_pointer_token(&b, "|a~b/~1"), 0);
+	assert_string_equal(b.ptr, "stoker.io~1cr-name|a~0b~1~01");
+	stk_buf_release(&b);
+}
+
 static void test_buf__consume_and_detach(void **state)
 {
 	stk_buf b = STK_BUF_INIT(64);
@@ -104,6 +115,7 @@ int main(void)
 		cmocka_unit_test(test_buf__json_string_escapes),
 		cmocka_unit_test(test_buf__json_string_rejects_overlong_and_surrogates),
 		cmocka_unit_test(test_buf__json_string_too_big_leaves_buffer),
+		cmocka_unit_test(test_buf__json_pointer_token_escapes),
 		cmocka_unit_test(test_buf__consume_and_detach),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -262,18 +262,11 @@ static char *spec_ref(yajl_val spec)
 	return stk_buf_detach(&b, NULL);
 }
 
-/* A JSON pointer segment for an annotation key ("/" as "~1"). */
+/* The JSON pointer of an annotation. */
 static void put_ann_pointer(stk_buf *b, const char *key)
 {
 	stk_buf_puts(b, "/metadata/annotations/");
-	for (; *key; key++) {
-		if (*key == '/')
-			stk_buf_puts(b, "~1");
-		else if (*key == '~')
-			stk_buf_puts(b, "~0");
-		else
-			stk_buf_putc(b, *key);
-	}
+	stk_buf_put_json_pointer_token(b, key);
 }
 
 /*

@@ -45,6 +45,13 @@ int stk_buf_vprintf(stk_buf *b, const char *fmt, va_list ap) __attribute__((form
  */
 int stk_buf_put_json_string(stk_buf *b, const char *s, size_t len);
 /*
+ * Appends `s` as one JSON Pointer reference token (RFC 6901): "~" as "~0", "/" as "~1"
+ * (an annotation key such as "stoker.io/cr-name" in a JSON patch path). No quoting: the
+ * caller puts it inside a JSON string, so `s` must need no JSON escaping (as Kubernetes
+ * names and keys do not). 0 or STK_ETOOBIG.
+ */
+int stk_buf_put_json_pointer_token(stk_buf *b, const char *s);
+/*
  * Length (1..4) of the valid UTF-8 sequence at s[0..avail), or 0 when it is not valid
  * (truncated, overlong, a surrogate, past U+10FFFF). avail must be at least 1.
  */
