@@ -262,20 +262,10 @@ check "renewal: a new pair and CA for the 45 s certificate" wait_for 30 new_ca
 serial() { openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null; }
 wait_for 20 bash -c "openssl s_client -connect 127.0.0.1:$port </dev/null 2>/dev/null | grep -q BEGIN"
 serial0=$(serial)
+. "$E2E_ROOT/lib/gateway.sh"
 dry_pod() {
-	k create -n "$E2E_NS" --dry-run=server -o jsonpath='{.spec.initContainers[*].name}' -f - 2>&1 <<'Y'
-apiVersion: v1
-kind: Pod
-metadata:
-  name: renew-probe
-  annotations: {stoker.io/inject: "true", stoker.io/cr-name: plant, stoker.io/sync-profile: site}
-spec:
-  containers:
-  - name: gateway
-    image: inductiveautomation/ignition
-    volumeMounts: [{name: data, mountPath: /usr/local/bin/ignition/data}]
-  volumes: [{name: data, emptyDir: {}}]
-Y
+	stk_gateway_pod_yaml renew-probe plant site |
+		k create -n "$E2E_NS" --dry-run=server -o jsonpath='{.spec.initContainers[*].name}' -f - 2>&1
 }
 reviews=0 missed=0 after=0 deadline=$(($(date +%s) + 60))
 while [ "$(date +%s)" -lt $deadline ] && [ $after -lt 10 ]; do

@@ -71,6 +71,7 @@ get() { k get "$1" -n "$E2E_NS" -o jsonpath="$2" 2>/dev/null; }
 cond() { get "stoker/$1" "{.status.conditions[?(@.type==\"$2\")].$3}"; }
 spcond() { get "syncprofile/$1" "{.status.conditions[?(@.type==\"$2\")].$3}"; }
 meta() { get "configmap/stoker-metadata-$1" "{.data.$2}"; }
+meta_is() { [ "$(meta "$1" "$2")" = "$3" ]; } # stoker key value
 gate() { # stoker profile
 	meta "$1" profiles | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin).get('$2',{}).get('gate','<none>'))"
 }
@@ -203,28 +204,23 @@ check "git mode: metadata gitURL" wait_for 10 bash -c "[ \"\$(k_ get configmap/s
 k patch stokers inline -n "$E2E_NS" --type merge -p "{\"spec\":{\"git\":{\"ref\":\"$COMMIT_RELEASE\"}}}" >/dev/null
 check "inline ref change: owned GitSource pinned to the commit" wait_for 10 bash -c \
 	"[ \"\$(k_ get gitsource/inline-git -n $E2E_NS -o jsonpath='{.spec.ref.commit}/{.spec.ref.name}')\" = '$COMMIT_RELEASE/' ]"
-check "inline ref change: metadata follows" wait_for 20 bash -c \
-	"[ \"\$(k_ get configmap/stoker-metadata-inline -n $E2E_NS -o jsonpath='{.data.commit}')\" = '$COMMIT_RELEASE' ]"
+check "inline ref change: metadata follows" wait_for 20 meta_is inline commit "$COMMIT_RELEASE"
 k patch stokers inline -n "$E2E_NS" --type merge -p '{"spec":{"git":{"ref":"main"}}}' >/dev/null
-check "inline ref back to main" wait_for 20 bash -c \
-	"[ \"\$(k_ get configmap/stoker-metadata-inline -n $E2E_NS -o jsonpath='{.data.commit}')\" = '$COMMIT_MAIN' ]"
+check "inline ref back to main" wait_for 20 meta_is inline commit "$COMMIT_MAIN"
 # A requested ref (webhook) overrides spec.git.ref until spec.git.ref changes: then the
 # request is dropped from the Stoker and its GitSource, and the new spec wins.
 k annotate stokers inline -n "$E2E_NS" stoker.io/requested-ref=v1.1.0 stoker.io/requested-by=generic >/dev/null
 check "requested ref: passed to the owned GitSource" wait_for 10 bash -c \
 	"[ \"\$(k_ get gitsource/inline-git -n $E2E_NS -o jsonpath='{.metadata.annotations.stoker\.io/requested-ref}')\" = v1.1.0 ]"
-check "requested ref: the metadata follows v1.1.0" wait_for 20 bash -c \
-	"[ \"\$(k_ get configmap/stoker-metadata-inline -n $E2E_NS -o jsonpath='{.data.commit}')\" = '$COMMIT_V1_1_0' ]"
+check "requested ref: the metadata follows v1.1.0" wait_for 20 meta_is inline commit "$COMMIT_V1_1_0"
 k patch stokers inline -n "$E2E_NS" --type merge -p '{"spec":{"git":{"ref":"v2.0.0"}}}' >/dev/null
-check "spec.git.ref changed: the metadata follows the spec (v2.0.0), not the old request" wait_for 20 bash -c \
-	"[ \"\$(k_ get configmap/stoker-metadata-inline -n $E2E_NS -o jsonpath='{.data.commit}')\" = '$COMMIT_V2_0_0' ]"
+check "spec.git.ref changed: the metadata follows the spec (v2.0.0), not the old request" wait_for 20 meta_is inline commit "$COMMIT_V2_0_0"
 expect_eq "spec.git.ref changed: the request is gone from the Stoker" "" \
 	"$(get stoker/inline '{.metadata.annotations.stoker\.io/requested-ref}{.metadata.annotations.stoker\.io/requested-by}')"
 expect_eq "spec.git.ref changed: and from the GitSource" "" \
 	"$(get gitsource/inline-git '{.metadata.annotations.stoker\.io/requested-ref}')"
 k patch stokers inline -n "$E2E_NS" --type merge -p '{"spec":{"git":{"ref":"main"}}}' >/dev/null
-check "inline ref back to main again" wait_for 20 bash -c \
-	"[ \"\$(k_ get configmap/stoker-metadata-inline -n $E2E_NS -o jsonpath='{.data.commit}')\" = '$COMMIT_MAIN' ]"
+check "inline ref back to main again" wait_for 20 meta_is inline commit "$COMMIT_MAIN"
 
 # --- profiles and gateway pods ------------------------------------------------------------
 apply <<'Y'

@@ -1,5 +1,6 @@
 # Gateway pods without a kubelet, shared by e2e cases and `make run` (sourced).
 #
+# stk_gateway_pod_yaml NAME CR PROFILE: prints the manifest stk_gateway_pod creates.
 # stk_gateway_pod NS NAME CR PROFILE: creates a gateway pod annotated for injection (the
 #   injector adds the agent sidecar as the API server stores it) and sets it Running, as
 #   a kubelet would.
@@ -10,9 +11,9 @@
 #   audience stoker-source. Sets STK_AGENT_PID.
 # Needs: STOKER_KUBECTL, KUBECONFIG.
 
-stk_gateway_pod() {
-	local ns=$1 name=$2 cr=$3 profile=$4
-	"$STOKER_KUBECTL" create -n "$ns" -f - >/dev/null <<Y
+stk_gateway_pod_yaml() { # NAME CR PROFILE: the manifest of such a pod
+	local name=$1 cr=$2 profile=$3
+	cat <<Y
 apiVersion: v1
 kind: Pod
 metadata:
@@ -26,6 +27,11 @@ spec:
     volumeMounts: [{name: data, mountPath: /usr/local/bin/ignition/data}]
   volumes: [{name: data, emptyDir: {}}]
 Y
+}
+
+stk_gateway_pod() {
+	local ns=$1 name=$2 cr=$3 profile=$4
+	stk_gateway_pod_yaml "$name" "$cr" "$profile" | "$STOKER_KUBECTL" create -n "$ns" -f - >/dev/null
 	"$STOKER_KUBECTL" patch pod "$name" -n "$ns" --subresource=status --type=merge \
 		-p '{"status":{"phase":"Running"}}' >/dev/null
 }
