@@ -1,5 +1,6 @@
 #include "stk/objects.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "stk/base64.h"
@@ -72,20 +73,37 @@ int stk_secret_data(yajl_val secret, const char *key, char **out, stk_err *err)
 	return 0;
 }
 
-int stk_kube_secret_value(stk_kube *k, const char *ns, const char *secret, const char *key,
-			  char **out, stk_err *err)
+int stk_kube_secret_values(stk_kube *k, const char *ns, const char *secret, const char *const *keys,
+			   char **outs, size_t n, stk_err *err)
 {
 	yajl_val s = NULL;
+	size_t i;
 	int rc;
 
-	*out = NULL;
+	for (i = 0; i < n; i++)
+		outs[i] = NULL;
 	rc = stk_kube_get(k, &STK_GVR_SECRETS, ns, secret, &s, err);
 	if (rc == STK_ENOTFOUND)
 		return stk_err_set(err, STK_ENOTFOUND, "Secret '%s' not found in namespace '%s'",
 				   secret, ns);
 	if (rc)
 		return rc;
-	rc = stk_secret_data(s, key, out, err);
+	for (i = 0; i < n && !rc; i++)
+		rc = stk_secret_data(s, keys[i], &outs[i], err);
 	yajl_tree_free(s);
+	if (rc) {
+		for (i = 0; i < n; i++) {
+			if (outs[i])
+				explicit_bzero(outs[i], strlen(outs[i]));
+			free(outs[i]);
+			outs[i] = NULL;
+		}
+	}
 	return rc;
+}
+
+int stk_kube_secret_value(stk_kube *k, const char *ns, const char *secret, const char *key,
+			  char **out, stk_err *err)
+{
+	return stk_kube_secret_values(k, ns, secret, &key, out, 1, err);
 }

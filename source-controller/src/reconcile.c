@@ -265,10 +265,14 @@ static int load_secrets(struct rec *r, stk_err *err)
 		rc = secret_value(r, a->token.secret_ref.name, a->token.secret_ref.key, &r->token,
 				  err);
 	if (!rc && a->basic.present) {
-		rc = secret_value(r, a->basic.secret_ref.name, "username", &r->username, err);
-		if (!rc)
-			rc = secret_value(r, a->basic.secret_ref.name, "password", &r->password,
-					  err);
+		static const char *const keys[] = {"username", "password"};
+		char *v[2];
+		rc = stk_kube_secret_values(r->cfg->kube, r->ns, a->basic.secret_ref.name, keys, v,
+					    2, err);
+		if (!rc) {
+			r->username = v[0];
+			r->password = v[1];
+		}
 	}
 	return rc;
 }

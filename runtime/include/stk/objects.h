@@ -31,6 +31,13 @@ int stk_kube_secret_value(stk_kube *k, const char *ns, const char *secret, const
 			  char **out, stk_err *err);
 
 /*
+ * As stk_kube_secret_value for `n` keys of one Secret, read with one GET: outs[i] gets
+ * keys[i]. Every key is required; on an error no output is left set. Blocking; any thread.
+ */
+int stk_kube_secret_values(stk_kube *k, const char *ns, const char *secret, const char *const *keys,
+			   char **outs, size_t n, stk_err *err);
+
+/*
  * As stk_kube_secret_value for a Secret already read (one GET for several keys):
  * STK_ENOTFOUND ("Secret 'x' has no key 'k'") or STK_EPARSE. Any thread.
  */
