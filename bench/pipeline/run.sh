@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The agent daemon end to end (DESIGN.md §8), on a local control plane of its own:
-# 1. commit pushed → files on the gateway directory, through the reconcile token (the
-#    annotation stoker.io/reconcile-requested-at on the GitSource, as a webhook receiver
-#    sets the requested ref), over BENCH_PUSHES pushes (default 20): p50 / p95 / max,
-#    with source-, profile- and sync-controller and the agent as host processes and the
-#    fake gateway; target p50 ≤ 2 s. Baseline, same pushes, same git daemon: `git fetch`
+# 1. commit pushed → files on the gateway directory, over BENCH_PUSHES pushes (default
+#    20) each way: through the reconcile token (the annotation
+#    stoker.io/reconcile-requested-at on the GitSource) and through the webhook receiver
+#    (a signed GitHub push of the branch the Stoker follows, POSTed to the
+#    notification-controller); p50 / p95 / max, with source-, profile-, sync- and
+#    notification-controller and the agent as host processes and the fake gateway;
+#    target p50 ≤ 2 s. Baseline, same pushes, same git daemon: `git fetch`
 #    into a clone plus `git checkout` of the commit (the least a git-sync sidecar does,
 #    with no API server in the path).
 # 2. agent RSS: idle (after its initial sync, waiting for changes) and peak (VmHWM) while
@@ -67,6 +69,10 @@ run source-controller --storage-path "$work/storage" --artifact-bind-address "12
 	--artifact-base-url "http://127.0.0.1:$art_port"
 run profile-controller
 run sync-controller
+recv_port=$(free_port)
+run notification-controller --receiver-bind-address "127.0.0.1:$recv_port"
+hook_key=bench-$$-key
+k create secret generic hook -n $ns --from-literal=key=$hook_key >/dev/null
 
 k create secret generic gw-key -n $ns --from-literal=apiKey=key >/dev/null
 k apply -n $ns -f - >/dev/null <<Y
@@ -88,6 +94,7 @@ metadata: {name: plant}
 spec:
   sourceRef: {kind: GitSource, name: plant-src}
   gateway: {port: $fg_port, apiKeySecretRef: {name: gw-key, key: apiKey}}
+  webhook: {secretRef: {name: hook, key: key}}
 ---
 apiVersion: v1
 kind: Pod
@@ -124,26 +131,53 @@ sleep 2 # the post-commissioning sync
 # --- 1. push → files on the gateway ------------------------------------------------------
 git clone -q "$GIT_DAEMON_URL/plant.git" "$work/clone"
 sha256sum <"$data/$view" >"$work/last.sum"
-lat=() base=()
-for i in $(seq "$pushes"); do
+# push_via HOW: pushes a commit, triggers Stoker the way HOW says, waits for the view to
+# change on the gateway directory; appends the seconds to lat_HOW, and the baseline's.
+hook_body='{"ref":"refs/heads/main","repository":{"full_name":"acme/plant"}}'
+hook_sig=$(printf '%s' "$hook_body" | openssl dgst -sha256 -hmac "$hook_key" | awk '{print $NF}')
+declare -a lat_token lat_webhook base
+push_via() {
+	local how=$1 sha t0 t1 code
 	sha=$("$gs" push --dir "$work/git" plant main)
 	t0=$(now)
-	k annotate gitsource plant-src -n $ns "stoker.io/reconcile-requested-at=$sha" --overwrite >/dev/null
+	case $how in
+	token) k annotate gitsource plant-src -n $ns "stoker.io/reconcile-requested-at=$sha" --overwrite >/dev/null ;;
+	webhook)
+		code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+			-H 'X-GitHub-Event: push' -H "X-Hub-Signature-256: sha256=$hook_sig" \
+			--data-binary "$hook_body" "http://127.0.0.1:$recv_port/webhook/$ns/plant")
+		[ "$code" = 202 ] || { echo "bench: the receiver answered $code" >&2; exit 1; } ;;
+	esac
 	until [ "$(sha256sum <"$data/$view")" != "$(cat "$work/last.sum")" ]; do
 		sleep 0.01
 	done
 	t1=$(now)
 	sha256sum <"$data/$view" >"$work/last.sum"
-	lat+=("$(echo "$t1 - $t0" | bc)")
+	case $how in
+	token) lat_token+=("$(echo "$t1 - $t0" | bc)") ;;
+	webhook) lat_webhook+=("$(echo "$t1 - $t0" | bc)") ;;
+	esac
 	t0=$(now)
 	git -C "$work/clone" fetch -q origin main && git -C "$work/clone" checkout -q "$sha"
 	t1=$(now)
 	base+=("$(echo "$t1 - $t0" | bc)")
+}
+for _ in $(seq 50); do # the receiver is up once it answers
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$recv_port/webhook/$ns/plant")" = 405 ] && break
+	sleep 0.1
+done
+for i in $(seq "$pushes"); do
+	push_via token
+done
+for i in $(seq "$pushes"); do
+	push_via webhook
+	sleep 1.1 # the receiver's reconcile token has a resolution of one second
 done
 stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {p50=a[int((NR+1)/2)]; p95=a[int(NR*0.95+0.999)]; printf "p50 %.3f s  p95 %.3f s  max %.3f s", p50, p95, a[NR]}'; }
-printf '\ncommit pushed -> files on the gateway directory, %s pushes (reconcile token)\n' "$pushes"
-printf '  stoker (GitSource -> artifact -> Stoker metadata -> agent -> data): %s   target p50 <= 2 s\n' "$(stats "${lat[@]}")"
-printf '  baseline git fetch + checkout of the same commits:                %s\n' "$(stats "${base[@]}")"
+printf '\ncommit pushed -> files on the gateway directory, %s pushes each way\n' "$pushes"
+printf '  stoker, reconcile token on the GitSource:               %s   target p50 <= 2 s\n' "$(stats "${lat_token[@]}")"
+printf '  stoker, GitHub push webhook to the receiver:            %s   target p50 <= 2 s\n' "$(stats "${lat_webhook[@]}")"
+printf '  baseline git fetch + checkout of the same commits:      %s\n' "$(stats "${base[@]}")"
 
 # --- 2. agent RSS -------------------------------------------------------------------------
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
