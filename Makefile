@@ -50,7 +50,7 @@ $(ASAN_BUILD)/build.ninja: | deps
 # cluster of the sanitizer tree's own).
 test-asan: deps control-plane $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest $(CTEST_FLAGS) -L 'unit|fuzz|integration' -j $(JOBS)
 

@@ -24,7 +24,11 @@ _e2e_finish() {
 		eval "${_e2e_exit_hooks[$i]}" >/dev/null 2>&1 || true
 	done
 	k delete namespace "$E2E_NS" --wait=false >/dev/null 2>&1 || true
-	rm -rf "$E2E_WORK"
+	if [ -n "${E2E_KEEP_WORK:-}" ]; then
+		echo "# kept $E2E_WORK (E2E_KEEP_WORK)"
+	else
+		rm -rf "$E2E_WORK"
+	fi
 	echo "$E2E_CASE: $E2E_PASSED passed, $E2E_FAILED failed"
 	[ "$E2E_FAILED" -eq 0 ] && [ "$E2E_PASSED" -gt 0 ]
 }

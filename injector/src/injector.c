@@ -603,9 +603,10 @@ static void stop_reload(void *arg)
 
 static int setup(struct injector *in, stk_err *err)
 {
-	struct stk_daemon_opts d = *in->o->daemon;
-	struct stk_manager_opts mo = {
-		"injector", "MutatingWebhookConfiguration", &d, in->o->identity, publish_ca, in};
+	/* The manager keeps a pointer to the daemon options: they must outlive this call. */
+	struct stk_manager_opts mo = {"injector",    "MutatingWebhookConfiguration",
+				      in->o->daemon, in->o->identity,
+				      publish_ca,    in};
 	struct stk_informer_opts io = STK_INFORMER_OPTS_INIT;
 	static const char *const result[] = {"result", NULL};
 	struct injector_certs pair;
@@ -650,8 +651,8 @@ static int setup(struct injector *in, stk_err *err)
 		mtime_changed(in->o->cert_file, &in->cert_mtime);
 		mtime_changed(in->o->key_file, &in->key_mtime);
 	} else {
-		in->secret_ns =
-			d.lease_namespace ? d.lease_namespace : stk_kube_namespace(in->kube);
+		in->secret_ns = in->o->daemon->lease_namespace ? in->o->daemon->lease_namespace
+							       : stk_kube_namespace(in->kube);
 		snprintf(in->tls_secret, sizeof(in->tls_secret), "%s",
 			 in->o->tls_secret ? in->o->tls_secret : "");
 		if (!*in->tls_secret)

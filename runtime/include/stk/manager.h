@@ -41,7 +41,7 @@ typedef int (*stk_manager_reconcile_fn)(void *arg, const char *ns, const char *n
 struct stk_manager_opts {
 	const char *name; /* daemon name: user agent, Lease "<name>-leader-election", events */
 	const char *kind; /* the reconciled kind, for metric labels ("Stoker") */
-	const struct stk_daemon_opts *daemon;
+	const struct stk_daemon_opts *daemon; /* kept, not copied: must outlive the manager */
 	const char *identity; /* leader-election identity; NULL: "<hostname>_<pid>" */
 	stk_manager_reconcile_fn reconcile;
 	void *arg;
