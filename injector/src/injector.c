@@ -458,6 +458,10 @@ static void renew_done(uv_work_t *w, int status)
 	struct injector *in = w->data;
 
 	in->renew_running = false;
+	if (stk_loop_stopping(stk_manager_loop(in->mgr))) {
+		injector_certs_release(&in->fetched);
+		return;
+	}
 	if (status || in->fetched_rc) {
 		if (in->fetched_rc)
 			stk_log_warn("cannot check the serving certificate's Secret; retrying",
