@@ -186,8 +186,11 @@ Stoker is running. From another terminal:
   git commit -qam "Keep dev tag history for 14 days" && git push -q
   cat $run/gateway/data/config/resources/core/ignition/system-properties/config.json
 
-  # or land a ref at once through the webhook receiver (HMAC with the Stoker's key):
-  body='{"ref":"v1.1.0"}'
+  # or tell Stoker at once through the webhook receiver (HMAC with the Stoker's key),
+  # as CI would after a push; a tag pins the gateways to it, {"ref":"main"} follows main again:
+  sed -i 's/"tagHistoryRetentionDays": 14/"tagHistoryRetentionDays": 30/' $overlay/config.json
+  git commit -qam "Keep dev tag history for 30 days" && git tag v1.2.0 && git push -q origin main v1.2.0
+  body='{"ref":"v1.2.0"}'
   curl -s -X POST http://127.0.0.1:$recv_port/webhook/$ns/demo -H "X-Hub-Signature-256: sha256=\$(printf %s "\$body" | openssl dgst -sha256 -hmac $hook_key | cut -d' ' -f2)" -d "\$body"
 
 Gateway API calls (scans after each change): $run/logs/gateway-calls.jsonl
