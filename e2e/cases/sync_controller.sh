@@ -221,6 +221,17 @@ expect_eq "spec.git.ref changed: and from the GitSource" "" \
 	"$(get gitsource/inline-git '{.metadata.annotations.stoker\.io/requested-ref}')"
 k patch stokers inline -n "$E2E_NS" --type merge -p '{"spec":{"git":{"ref":"main"}}}' >/dev/null
 check "inline ref back to main again" wait_for 20 meta_is inline commit "$COMMIT_MAIN"
+# The same with sourceRef: a change of the referenced GitSource's spec.ref drops the request.
+k annotate stokers ref -n "$E2E_NS" stoker.io/requested-ref=v1.1.0 stoker.io/requested-by=generic >/dev/null
+check "sourceRef, requested ref: the metadata follows v1.1.0" wait_for 20 meta_is ref commit "$COMMIT_V1_1_0"
+k patch gitsource repo -n "$E2E_NS" --type json -p '[{"op":"replace","path":"/spec/ref","value":{"tag":"v2.0.0"}}]' >/dev/null
+check "sourceRef, GitSource spec.ref changed: the metadata follows the spec (v2.0.0)" wait_for 20 meta_is ref commit "$COMMIT_V2_0_0"
+expect_eq "sourceRef, GitSource spec.ref changed: the request is gone from the Stoker" "" \
+	"$(get stoker/ref '{.metadata.annotations.stoker\.io/requested-ref}{.metadata.annotations.stoker\.io/requested-by}')"
+expect_eq "sourceRef, GitSource spec.ref changed: and from the GitSource" "" \
+	"$(get gitsource/repo '{.metadata.annotations.stoker\.io/requested-ref}')"
+k patch gitsource repo -n "$E2E_NS" --type json -p '[{"op":"replace","path":"/spec/ref","value":{"branch":"main"}}]' >/dev/null
+check "sourceRef back to main" wait_for 20 meta_is ref commit "$COMMIT_MAIN"
 
 # --- profiles and gateway pods ------------------------------------------------------------
 apply <<'Y'

@@ -1,6 +1,9 @@
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "stk/api/api.h"
+#include "stk/api/kinds.h"
 #include "stk/daemon.h"
 #include "stk/json.h"
 #include "stk/log.h"
@@ -67,9 +70,65 @@ static void on_source(stk_obj *o, void *arg)
 	stk_cache_each(c->stokers, o->ns, NULL, enqueue_stoker, &w, NULL);
 }
 
+static bool owned_by_stoker(stk_obj *o)
+{
+	yajl_val refs = stk_json_arr(o->root, "metadata", "ownerReferences", NULL);
+
+	for (size_t i = 0; refs && i < refs->u.array.len; i++) {
+		const char *kind = stk_json_str(refs->u.array.values[i], "kind", NULL);
+		if (kind && !strcmp(kind, "Stoker"))
+			return true;
+	}
+	return false;
+}
+
+static int mark_superseded(stk_obj *o, void *arg)
+{
+	struct ns_walk *w = arg;
+	const char *ref = stk_json_str(o->root, "spec", "sourceRef", "name", NULL);
+	char key[512];
+
+	if (!ref || strcmp(ref, w->source) ||
+	    !stk_json_str(o->root, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL))
+		return 0;
+	snprintf(key, sizeof(key), "%s/%s", o->ns, o->name);
+	pthread_mutex_lock(&w->c->superseded_mu);
+	stk_map_put(&w->c->superseded, key, (void *)1);
+	pthread_mutex_unlock(&w->c->superseded_mu);
+	return 0;
+}
+
+bool syncctl_take_superseded(struct syncctl *c, const char *ns, const char *name)
+{
+	char key[512];
+	bool marked;
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&c->superseded_mu);
+	marked = stk_map_del(&c->superseded, key) != NULL;
+	pthread_mutex_unlock(&c->superseded_mu);
+	return marked;
+}
+
 static void on_source_update(stk_obj *old, stk_obj *cur, void *arg)
 {
-	(void)old;
+	struct syncctl *c = arg;
+
+	/*
+	 * Someone changed a referenced GitSource's spec.ref: a ref requested earlier on the
+	 * Stokers that use it would keep overriding it, so it is dropped (owned sources
+	 * follow spec.git, which the reconcile compares itself).
+	 */
+	if (old && old != cur && !owned_by_stoker(cur)) {
+		char *was = syncctl_spec_ref(stk_json_obj(old->root, "spec", NULL));
+		char *now = syncctl_spec_ref(stk_json_obj(cur->root, "spec", NULL));
+		if (*was && *now && strcmp(was, now)) {
+			struct ns_walk w = {c, cur->name};
+			stk_cache_each(c->stokers, cur->ns, NULL, mark_superseded, &w, NULL);
+		}
+		free(was);
+		free(now);
+	}
 	on_source(cur, arg); /* status (the artifact) matters here */
 }
 
@@ -217,6 +276,7 @@ int syncctl_run(const struct syncctl_options *o)
 
 	memset(&c, 0, sizeof(c));
 	c.o = o;
+	pthread_mutex_init(&c.superseded_mu, NULL);
 	if (setup(&c, &err)) {
 		stk_log_error("cannot start", "error", err.message, NULL);
 		code = STK_EXIT_FAILURE;
@@ -224,6 +284,8 @@ int syncctl_run(const struct syncctl_options *o)
 		code = stk_manager_run(c.mgr);
 	}
 	stk_manager_free(c.mgr);
+	stk_map_release(&c.superseded);
+	pthread_mutex_destroy(&c.superseded_mu);
 	stk_log_info("stopped", NULL);
 	return code;
 }

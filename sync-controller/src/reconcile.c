@@ -236,8 +236,7 @@ static char *canonical_spec(yajl_val spec)
 	return stk_buf_detach(&b, NULL);
 }
 
-/* "kind:name" of the ref a GitSource spec asks for ("" when it does not decode). */
-static char *spec_ref(yajl_val spec)
+char *syncctl_spec_ref(yajl_val spec)
 {
 	struct stk_gitsource_spec s;
 	stk_err e = STK_ERR_INIT;
@@ -270,10 +269,10 @@ static void put_ann_pointer(stk_buf *b, const char *key)
 }
 
 /*
- * spec.git.ref changed: a ref requested earlier through the receiver (or by hand) would
- * otherwise keep overriding the new spec for good, so the request is dropped — from the
- * Stoker (only if it still holds the value read, so a request arriving meanwhile
- * stands) and from the GitSource.
+ * spec.git.ref (or the referenced GitSource's spec.ref) changed: a ref requested earlier
+ * through the receiver (or by hand) would otherwise keep overriding the new spec for
+ * good, so the request is dropped — from the Stoker (only if it still holds the value
+ * read, so a request arriving meanwhile stands) and from the GitSource.
  */
 static void supersede_request(struct rec *r)
 {
@@ -314,7 +313,7 @@ static void supersede_request(struct rec *r)
 			   b.ptr, b.len, NULL, NULL, &err))
 		stk_log_warn("cannot remove the GitSource's requested ref", "object", r->name,
 			     "source", r->source_name, "error", err.message, NULL);
-	stk_log_info("spec.git.ref changed: the earlier requested ref is dropped", "object",
+	stk_log_info("the source's ref changed: the earlier requested ref is dropped", "object",
 		     r->name, "ref", want, NULL);
 	stk_buf_release(&b);
 }
@@ -368,8 +367,8 @@ static int ensure_owned_source(struct rec *r, stk_err *err)
 	rc = stk_kube_patch(r->c->kube, &STK_GVR_GITSOURCES, r->ns, r->source_name, STK_PATCH_JSON,
 			    body.ptr, body.len, NULL, NULL, err);
 	if (!rc) {
-		char *ref_want = spec_ref(want);
-		char *ref_have = spec_ref(stk_json_obj(r->source->root, "spec", NULL));
+		char *ref_want = syncctl_spec_ref(want);
+		char *ref_have = syncctl_spec_ref(stk_json_obj(r->source->root, "spec", NULL));
 		stk_log_info("updated GitSource", "object", r->name, "source", r->source_name,
 			     NULL);
 		if (strcmp(ref_want, ref_have))
@@ -1348,6 +1347,8 @@ int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *req
 			rc = stk_err_set(err, rc, "GitSource '%s': %s", r.source_name, e.message);
 			goto fail;
 		}
+		if (!r.stk.spec.git.present && syncctl_take_superseded(c, r.ns, r.name))
+			supersede_request(&r);
 		rc = copy_requested_ref(&r, err);
 		if (!rc)
 			rc = forward_reconcile_request(&r, err);

@@ -7,10 +7,13 @@
 #ifndef SYNCCTL_H
 #define SYNCCTL_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "stk/flags.h"
 #include "stk/manager.h"
+#include "stk/map.h"
 
 struct syncctl_options {
 	const struct stk_daemon_opts *daemon;
@@ -26,7 +29,19 @@ struct syncctl {
 	stk_metrics_family *m_gateways; /* stoker_gateways{name,namespace,state} */
 	stk_metrics_family
 		*m_gateway_state; /* stoker_gateway_status{name,namespace,gateway,status} */
+	/*
+	 * "ns/name" of Stokers whose referenced GitSource's spec.ref changed while they held
+	 * a requested ref: their next reconcile drops the request (superseded_mu).
+	 */
+	pthread_mutex_t superseded_mu;
+	stk_map superseded;
 };
+
+/* "kind:name" of the ref a GitSource spec asks for ("" when it does not decode); heap. */
+char *syncctl_spec_ref(yajl_val spec);
+
+/* True (once) when Stoker ns/name was marked by a change of its GitSource's spec.ref. */
+bool syncctl_take_superseded(struct syncctl *c, const char *ns, const char *name);
 
 /* Reconciles Stoker ns/name (a stk_manager_reconcile_fn). Worker thread. */
 int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *requeue_after_ms,
