@@ -1,6 +1,7 @@
 #include "receiver.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -412,6 +413,8 @@ struct notifctl_receiver {
 	bool quiet_exit;		/* under lock: it then does not post */
 	pthread_t thread;
 	bool thread_started;
+	stk_map trailing;    /* worker thread: "ns/name" owed a token write (recv_trail) */
+	time_t trailing_sec; /* worker thread: the second of the latest recv_trail */
 };
 
 static void recv_job_done(void *arg);
@@ -640,10 +643,27 @@ static void recv_event(notifctl_receiver *r, struct recv_job *j, yajl_val patche
 }
 
 /*
+ * A request found the Stoker's reconcile token already at this second: one more token
+ * is written once the second is over (recv_flush_trailing), so a push that landed after
+ * the fetch the earlier token started still gets a fetch of its own. Worker thread.
+ */
+static void recv_trail(notifctl_receiver *r, const char *ns, const char *name)
+{
+	char key[NOTIFCTL_NS_MAX + NOTIFCTL_NAME_MAX + 2];
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	stk_map_put(&r->trailing, key, (void *)1);
+	r->trailing_sec = time(NULL);
+}
+
+/*
  * Writes the request into the Stoker's annotations: the three request annotations
- * unless requested-ref already holds the ref, and the reconcile token in any case
- * unless it already holds this second. Decided on a fresh GET, patched conditionally on
- * its resourceVersion, re-read on a conflict. Sets the outcome (202, 404, 503).
+ * unless requested-ref already holds the ref, and the reconcile token (RFC 3339,
+ * seconds) unless it already holds this second — then once more when the second is
+ * over (recv_trail): at most two token writes a second per Stoker, however many calls.
+ * A job with an empty ref writes the token only (a trailing write). Decided on a fresh
+ * GET, patched conditionally on its resourceVersion, re-read on a conflict. Sets the
+ * outcome (202, 404, 503). Worker thread.
  */
 static void recv_apply(notifctl_receiver *r, struct recv_job *j)
 {
@@ -651,6 +671,7 @@ static void recv_apply(notifctl_receiver *r, struct recv_job *j)
 	yajl_val cur = NULL, patched = NULL;
 	stk_err err = STK_ERR_INIT;
 	const char *have, *token, *rv;
+	bool token_only = !j->ref[0];
 	char now[32];
 	int rc = 0, attempt;
 
@@ -664,9 +685,11 @@ static void recv_apply(notifctl_receiver *r, struct recv_job *j)
 		have = stk_json_str(cur, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL);
 		token = stk_json_str(cur, "metadata", "annotations", STK_ANN_RECONCILE_REQUEST,
 				     NULL);
-		j->changed = !have || strcmp(have, j->ref);
+		j->changed = !token_only && (!have || strcmp(have, j->ref));
 		recv_now_rfc3339(now);
 		if (!j->changed && token && !strcmp(token, now)) {
+			if (!token_only)
+				recv_trail(r, j->ns, j->name);
 			j->status = 202;
 			goto out;
 		}
@@ -743,16 +766,51 @@ static void recv_run(notifctl_receiver *r, struct recv_job *j)
 	recv_apply(r, j);
 }
 
+/* The token writes owed once their second is over. Worker thread. */
+static void recv_flush_trailing(notifctl_receiver *r)
+{
+	struct stk_map_iter it = {0};
+	struct stk_map_entry *e;
+
+	if (!r->trailing.len || time(NULL) <= r->trailing_sec)
+		return;
+	while ((e = stk_map_next(&r->trailing, &it))) {
+		struct recv_job t;
+		const char *slash = strchr(e->key, '/');
+		memset(&t, 0, sizeof(t));
+		if (!slash || (size_t)(slash - e->key) > NOTIFCTL_NS_MAX)
+			continue;
+		memcpy(t.ns, e->key, (size_t)(slash - e->key));
+		snprintf(t.name, sizeof(t.name), "%s", slash + 1);
+		recv_apply(r, &t); /* empty ref: the token only */
+		if (t.status == 202)
+			stk_log_debug("trailing reconcile token written", "namespace", t.ns, "name",
+				      t.name, NULL);
+		else
+			stk_log_warn("cannot write a trailing reconcile token", "namespace", t.ns,
+				     "name", t.name, "error", t.why[0] ? t.why : t.message, NULL);
+	}
+	stk_map_release(&r->trailing);
+}
+
 static void *recv_worker(void *arg)
 {
 	notifctl_receiver *r = arg;
 	struct recv_job *j;
-	bool post;
+	bool post, stop;
 
 	for (;;) {
 		pthread_mutex_lock(&r->lock);
-		while (!r->qhead && !r->stop)
-			pthread_cond_wait(&r->cond, &r->lock);
+		while (!r->qhead && !r->stop) {
+			if (r->trailing.len) {
+				/* Wake when the second of the owed writes is over. */
+				struct timespec until = {r->trailing_sec + 1, 0};
+				if (pthread_cond_timedwait(&r->cond, &r->lock, &until) == ETIMEDOUT)
+					break;
+			} else {
+				pthread_cond_wait(&r->cond, &r->lock);
+			}
+		}
 		j = r->qhead;
 		if (j) {
 			r->qhead = j->qnext;
@@ -760,12 +818,17 @@ static void *recv_worker(void *arg)
 				r->qtail = NULL;
 			j->qnext = NULL;
 		}
+		stop = r->stop;
 		pthread_mutex_unlock(&r->lock);
-		if (!j)
+		if (j) {
+			recv_run(r, j);
+			stk_loop_post(r->loop, recv_job_done, j);
+		}
+		if (!j && stop)
 			break;
-		recv_run(r, j);
-		stk_loop_post(r->loop, recv_job_done, j);
+		recv_flush_trailing(r);
 	}
+	stk_map_release(&r->trailing); /* stopping: owed writes are dropped */
 	pthread_mutex_lock(&r->lock);
 	post = !r->quiet_exit;
 	pthread_mutex_unlock(&r->lock);
