@@ -50,16 +50,16 @@ struct injector {
 	long renew_before_s;
 	char *serving_cert;	       /* the certificate served now (loop thread) */
 	struct injector_certs pending; /* a renewed pair waiting for its CA in caBundle */
-	uv_timer_t renew;
-	bool renew_open, renew_running, may_renew;
+	bool renew_running, may_renew;
 	uv_work_t renew_work;
 	struct injector_certs fetched; /* renew_work's result */
 	int fetched_rc;
 	stk_err fetched_err;
 	/* mounted files: */
-	uv_timer_t reload;
-	bool reload_open;
 	struct timespec cert_mtime, key_mtime;
+	/* either mode: looks at the mounted files, or at the Secret for a renewal */
+	uv_timer_t tls_timer;
+	bool tls_timer_open;
 };
 
 /* ---- cache lookups for inj_review ------------------------------------------------------ */
@@ -501,20 +501,6 @@ static void on_renew_timer(uv_timer_t *t)
 		in->renew_running = false;
 }
 
-static void stop_renew(void *arg)
-{
-	struct injector *in = arg;
-
-	if (in->renew_open) {
-		uv_timer_stop(&in->renew);
-		uv_close((uv_handle_t *)&in->renew, NULL);
-		in->renew_open = false;
-	}
-	if (in->renew_running)
-		uv_cancel((uv_req_t *)&in->renew_work);
-	stk_loop_shutdown_done(stk_manager_loop(in->mgr));
-}
-
 static void on_config(stk_obj *o, void *arg)
 {
 	struct injector *in = arg;
@@ -591,15 +577,17 @@ static void on_reload(uv_timer_t *t)
 	}
 }
 
-static void stop_reload(void *arg)
+static void stop_tls_timer(void *arg)
 {
 	struct injector *in = arg;
 
-	if (in->reload_open) {
-		uv_timer_stop(&in->reload);
-		uv_close((uv_handle_t *)&in->reload, NULL);
-		in->reload_open = false;
+	if (in->tls_timer_open) {
+		uv_timer_stop(&in->tls_timer);
+		uv_close((uv_handle_t *)&in->tls_timer, NULL);
+		in->tls_timer_open = false;
 	}
+	if (in->renew_running)
+		uv_cancel((uv_req_t *)&in->renew_work);
 	stk_loop_shutdown_done(stk_manager_loop(in->mgr));
 }
 
@@ -687,20 +675,15 @@ static int setup(struct injector *in, stk_err *err)
 		goto out;
 	/* Stopped after the manager's controller, before health and metrics. */
 	stk_loop_on_shutdown(stk_manager_loop(in->mgr), stk_http_server_shutdown_hook, in->https);
-	if (in->o->cert_file) {
-		uv_timer_init(stk_loop_uv(stk_manager_loop(in->mgr)), &in->reload);
-		in->reload.data = in;
-		in->reload_open = true;
-		uv_timer_start(&in->reload, on_reload, INJ_RELOAD_MS, INJ_RELOAD_MS);
-		stk_loop_on_shutdown(stk_manager_loop(in->mgr), stop_reload, in);
-	} else {
-		uv_timer_init(stk_loop_uv(stk_manager_loop(in->mgr)), &in->renew);
-		in->renew.data = in;
-		in->renew_open = true;
-		uv_timer_start(&in->renew, on_renew_timer, in->o->cert_check_ms,
+	uv_timer_init(stk_loop_uv(stk_manager_loop(in->mgr)), &in->tls_timer);
+	in->tls_timer.data = in;
+	in->tls_timer_open = true;
+	if (in->o->cert_file)
+		uv_timer_start(&in->tls_timer, on_reload, INJ_RELOAD_MS, INJ_RELOAD_MS);
+	else
+		uv_timer_start(&in->tls_timer, on_renew_timer, in->o->cert_check_ms,
 			       in->o->cert_check_ms);
-		stk_loop_on_shutdown(stk_manager_loop(in->mgr), stop_renew, in);
-	}
+	stk_loop_on_shutdown(stk_manager_loop(in->mgr), stop_tls_timer, in);
 	stk_log_info("serving admission reviews", "address", in->o->webhook_addr, "tls",
 		     in->o->cert_file ? in->o->cert_file : "self-managed", NULL);
 out:
