@@ -82,19 +82,24 @@ static bool owned_by_stoker(stk_obj *o)
 	return false;
 }
 
+void syncctl_mark_superseded(struct syncctl *c, const char *ns, const char *name)
+{
+	char key[512];
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&c->superseded_mu);
+	stk_map_put(&c->superseded, key, (void *)1);
+	pthread_mutex_unlock(&c->superseded_mu);
+}
+
 static int mark_superseded(stk_obj *o, void *arg)
 {
 	struct ns_walk *w = arg;
 	const char *ref = stk_json_str(o->root, "spec", "sourceRef", "name", NULL);
-	char key[512];
 
-	if (!ref || strcmp(ref, w->source) ||
-	    !stk_json_str(o->root, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL))
-		return 0;
-	snprintf(key, sizeof(key), "%s/%s", o->ns, o->name);
-	pthread_mutex_lock(&w->c->superseded_mu);
-	stk_map_put(&w->c->superseded, key, (void *)1);
-	pthread_mutex_unlock(&w->c->superseded_mu);
+	if (ref && !strcmp(ref, w->source) &&
+	    stk_json_str(o->root, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL))
+		syncctl_mark_superseded(w->c, o->ns, o->name);
 	return 0;
 }
 
@@ -119,7 +124,14 @@ static void on_source_update(stk_obj *old, stk_obj *cur, void *arg)
 	 * Stokers that use it would keep overriding it, so it is dropped (owned sources
 	 * follow spec.git, which the reconcile compares itself).
 	 */
-	if (old && old != cur && !owned_by_stoker(cur)) {
+	int64_t gen_old = 0, gen_cur = 0;
+
+	/* Only a spec change moves the generation: status writes skip the decoding. */
+	if (old && old != cur) {
+		stk_json_int(old->root, &gen_old, "metadata", "generation", NULL);
+		stk_json_int(cur->root, &gen_cur, "metadata", "generation", NULL);
+	}
+	if (gen_old != gen_cur && !owned_by_stoker(cur)) {
 		char *was = syncctl_spec_ref(stk_json_obj(old->root, "spec", NULL));
 		char *now = syncctl_spec_ref(stk_json_obj(cur->root, "spec", NULL));
 		if (*was && *now && strcmp(was, now)) {

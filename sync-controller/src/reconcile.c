@@ -236,27 +236,36 @@ static char *canonical_spec(yajl_val spec)
 	return stk_buf_detach(&b, NULL);
 }
 
+/* The ref a GitSource spec names (exactly one is set), and in *kind which field holds it. */
+static const char *ref_of(const struct stk_gitsource_ref *r, const char **kind)
+{
+	static const char *const kinds[] = {"branch", "tag", "name", "commit", "semver"};
+	const char *const vals[] = {r->branch, r->tag, r->name, r->commit, r->semver};
+
+	for (size_t i = 0; i < 5; i++) {
+		if (vals[i]) {
+			if (kind)
+				*kind = kinds[i];
+			return vals[i];
+		}
+	}
+	if (kind)
+		*kind = "";
+	return NULL;
+}
+
 char *syncctl_spec_ref(yajl_val spec)
 {
 	struct stk_gitsource_spec s;
 	stk_err e = STK_ERR_INIT;
 	stk_buf b = STK_BUF_INIT(4096);
-	const struct stk_gitsource_ref *r = &s.ref;
+	const char *kind, *name;
 
 	memset(&s, 0, sizeof(s));
-	if (spec && stk_api_decode(&stk_api_gitsource_spec_type, &s, spec, "spec", &e) == 0)
-		stk_buf_printf(&b, "%s:%s",
-			       r->branch   ? "branch"
-			       : r->tag	   ? "tag"
-			       : r->name   ? "name"
-			       : r->commit ? "commit"
-					   : "semver",
-			       r->branch   ? r->branch
-			       : r->tag	   ? r->tag
-			       : r->name   ? r->name
-			       : r->commit ? r->commit
-			       : r->semver ? r->semver
-					   : "");
+	if (spec && stk_api_decode(&stk_api_gitsource_spec_type, &s, spec, "spec", &e) == 0) {
+		name = ref_of(&s.ref, &kind);
+		stk_buf_printf(&b, "%s:%s", kind, name ? name : "");
+	}
 	stk_api_release(&stk_api_gitsource_spec_type, &s);
 	return stk_buf_detach(&b, NULL);
 }
@@ -271,20 +280,29 @@ static void put_ann_pointer(stk_buf *b, const char *key)
 /*
  * spec.git.ref (or the referenced GitSource's spec.ref) changed: a ref requested earlier
  * through the receiver (or by hand) would otherwise keep overriding the new spec for
- * good, so the request is dropped — from the Stoker (only if it still holds the value
- * read, so a request arriving meanwhile stands) and from the GitSource.
+ * good, so the request is dropped: from the GitSource first (once the Stoker's is gone,
+ * nothing would lead back to it), then from the Stoker, only if it still holds the value
+ * read (a JSON patch test), so a request arriving meanwhile stands. 0 also when that
+ * test fails; otherwise the API error, for the caller to retry.
  */
-static void supersede_request(struct rec *r)
+static int supersede_request(struct rec *r, stk_err *err)
 {
 	static const char *const keys[] = {STK_ANN_REQUESTED_REF, STK_ANN_REQUESTED_AT,
 					   STK_ANN_REQUESTED_BY};
 	const char *want =
 		stk_json_str(r->obj->root, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL);
 	stk_buf b = STK_BUF_INIT(8192);
-	stk_err err = STK_ERR_INIT;
+	int rc;
 
 	if (!want)
-		return;
+		return 0;
+	stk_buf_puts(&b, "{\"metadata\":{\"annotations\":{\"" STK_ANN_REQUESTED_REF "\":null}}}");
+	rc = stk_kube_patch(r->c->kube, &STK_GVR_GITSOURCES, r->ns, r->source_name, STK_PATCH_MERGE,
+			    b.ptr, b.len, NULL, NULL, err);
+	if (rc && rc != STK_ENOTFOUND)
+		goto out;
+	stk_err_clear(err);
+	stk_buf_reset(&b);
 	stk_buf_puts(&b, "[{\"op\":\"test\",\"path\":\"");
 	put_ann_pointer(&b, STK_ANN_REQUESTED_REF);
 	stk_buf_puts(&b, "\",\"value\":");
@@ -298,24 +316,24 @@ static void supersede_request(struct rec *r)
 		stk_buf_puts(&b, "\"}");
 	}
 	stk_buf_putc(&b, ']');
-	if (stk_kube_patch(r->c->kube, &STK_GVR_STOKERS, r->ns, r->name, STK_PATCH_JSON, b.ptr,
-			   b.len, NULL, NULL, &err)) {
-		stk_log_info("requested ref kept: the Stoker changed meanwhile", "object", r->name,
-			     "error", err.message, NULL);
-		stk_buf_release(&b);
-		return;
+	rc = stk_kube_patch(r->c->kube, &STK_GVR_STOKERS, r->ns, r->name, STK_PATCH_JSON, b.ptr,
+			    b.len, NULL, NULL, err);
+	if (rc == STK_EINVALID || rc == STK_EINVAL) {
+		/* The test failed: a newer request is there; the next reconcile passes it on. */
+		stk_log_info("requested ref kept: the Stoker's request changed meanwhile", "object",
+			     r->name, "error", err->message, NULL);
+		stk_err_clear(err);
+		rc = 0;
+		goto out;
 	}
+	if (rc)
+		goto out;
 	r->request_superseded = true;
-	stk_buf_reset(&b);
-	stk_buf_puts(&b, "{\"metadata\":{\"annotations\":{\"" STK_ANN_REQUESTED_REF "\":null}}}");
-	stk_err_clear(&err);
-	if (stk_kube_patch(r->c->kube, &STK_GVR_GITSOURCES, r->ns, r->source_name, STK_PATCH_MERGE,
-			   b.ptr, b.len, NULL, NULL, &err))
-		stk_log_warn("cannot remove the GitSource's requested ref", "object", r->name,
-			     "source", r->source_name, "error", err.message, NULL);
 	stk_log_info("the source's ref changed: the earlier requested ref is dropped", "object",
 		     r->name, "ref", want, NULL);
+out:
 	stk_buf_release(&b);
+	return rc;
 }
 
 /* Creates or updates the GitSource <stoker>-git from spec.git. */
@@ -361,21 +379,25 @@ static int ensure_owned_source(struct rec *r, stk_err *err)
 	have_c = canonical_spec(stk_json_obj(r->source->root, "spec", NULL));
 	if (!strcmp(want_c, have_c))
 		goto out;
+	{
+		/* Before the spec: should this fail, the retry still sees the ref change. */
+		char *ref_want = syncctl_spec_ref(want);
+		char *ref_have = syncctl_spec_ref(stk_json_obj(r->source->root, "spec", NULL));
+		if (strcmp(ref_want, ref_have))
+			rc = supersede_request(r, err);
+		free(ref_want);
+		free(ref_have);
+		if (rc)
+			goto out;
+	}
 	stk_buf_puts(&body, "[{\"op\":\"replace\",\"path\":\"/spec\",\"value\":");
 	stk_buf_put(&body, spec.ptr, spec.len);
 	stk_buf_puts(&body, "}]");
 	rc = stk_kube_patch(r->c->kube, &STK_GVR_GITSOURCES, r->ns, r->source_name, STK_PATCH_JSON,
 			    body.ptr, body.len, NULL, NULL, err);
-	if (!rc) {
-		char *ref_want = syncctl_spec_ref(want);
-		char *ref_have = syncctl_spec_ref(stk_json_obj(r->source->root, "spec", NULL));
+	if (!rc)
 		stk_log_info("updated GitSource", "object", r->name, "source", r->source_name,
 			     NULL);
-		if (strcmp(ref_want, ref_have))
-			supersede_request(r);
-		free(ref_want);
-		free(ref_have);
-	}
 out:
 	if (want)
 		yajl_tree_free(want);
@@ -389,13 +411,7 @@ out:
 /* The ref string a GitSource's spec asks for. */
 static const char *source_spec_ref(const struct stk_gitsource *gs)
 {
-	const struct stk_gitsource_ref *s = &gs->spec.ref;
-
-	return s->branch   ? s->branch
-	       : s->tag	   ? s->tag
-	       : s->name   ? s->name
-	       : s->commit ? s->commit
-			   : s->semver;
+	return ref_of(&gs->spec.ref, NULL);
 }
 
 /*
@@ -1347,8 +1363,13 @@ int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *req
 			rc = stk_err_set(err, rc, "GitSource '%s': %s", r.source_name, e.message);
 			goto fail;
 		}
-		if (!r.stk.spec.git.present && syncctl_take_superseded(c, r.ns, r.name))
-			supersede_request(&r);
+		if (!r.stk.spec.git.present && syncctl_take_superseded(c, r.ns, r.name)) {
+			rc = supersede_request(&r, err);
+			if (rc) {
+				syncctl_mark_superseded(c, r.ns, r.name); /* for the retry */
+				goto fail;
+			}
+		}
 		rc = copy_requested_ref(&r, err);
 		if (!rc)
 			rc = forward_reconcile_request(&r, err);

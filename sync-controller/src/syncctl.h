@@ -40,6 +40,9 @@ struct syncctl {
 /* "kind:name" of the ref a GitSource spec asks for ("" when it does not decode); heap. */
 char *syncctl_spec_ref(yajl_val spec);
 
+/* Marks Stoker ns/name: its referenced GitSource's spec.ref changed. Any thread. */
+void syncctl_mark_superseded(struct syncctl *c, const char *ns, const char *name);
+
 /* True (once) when Stoker ns/name was marked by a change of its GitSource's spec.ref. */
 bool syncctl_take_superseded(struct syncctl *c, const char *ns, const char *name);
 
