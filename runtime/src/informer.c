@@ -183,8 +183,7 @@ struct stk_informer {
 	pthread_mutex_t stats_lock;
 	struct stk_informer_stats stats;
 	char last_error[STK_ERR_MESSAGE_MAX + 64];
-	char logged_error[STK_ERR_MESSAGE_MAX + 64]; /* last one logged; loop thread */
-	uint64_t logged_ms;
+	struct stk_log_repeat logged; /* loop thread */
 };
 
 static void inf_list_begin(stk_informer *inf);
@@ -209,7 +208,6 @@ static void inf_stat(stk_informer *inf, size_t offset)
 static void inf_error(stk_informer *inf, const char *what, const stk_err *err)
 {
 	char msg[sizeof(inf->last_error)];
-	uint64_t now = stk_now_ms();
 
 	snprintf(msg, sizeof(msg), "%s%s%s", what, err && err->message[0] ? ": " : "",
 		 err ? err->message : "");
@@ -217,9 +215,7 @@ static void inf_error(stk_informer *inf, const char *what, const stk_err *err)
 	inf->stats.errors++;
 	memcpy(inf->last_error, msg, sizeof(msg));
 	pthread_mutex_unlock(&inf->stats_lock);
-	if (strcmp(msg, inf->logged_error) || now - inf->logged_ms >= INF_LOG_REPEAT_MS) {
-		memcpy(inf->logged_error, msg, sizeof(msg));
-		inf->logged_ms = now;
+	if (stk_log_repeat_due(&inf->logged, msg, INF_LOG_REPEAT_MS)) {
 		stk_log_warn("cannot list or watch; retrying", "resource", inf->opts.gvr->resource,
 			     "namespace", inf->ns ? inf->ns : "", "error", msg, NULL);
 	}

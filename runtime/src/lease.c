@@ -31,9 +31,8 @@ struct stk_lease {
 	char *observed_renew;
 	char *observed_rv;
 	uint64_t observed_ms;
-	uint64_t last_renew_ms;			/* our last successful acquire or renew */
-	char logged_error[STK_ERR_MESSAGE_MAX]; /* last failure logged; lease thread */
-	uint64_t logged_ms;
+	uint64_t last_renew_ms;	      /* our last successful acquire or renew */
+	struct stk_log_repeat logged; /* lease thread */
 };
 
 #define LEASE_LOG_REPEAT_MS (5 * 60 * 1000)
@@ -44,16 +43,11 @@ struct stk_lease {
  */
 static void lease_log_error(stk_lease *le, const stk_err *err)
 {
-	uint64_t now = stk_now_ms();
-
 	if (!err->message[0] || err->code == STK_ECONFLICT || err->code == STK_EEXIST)
 		return; /* another replica got there first: the normal race */
-	if (!strcmp(err->message, le->logged_error) && now - le->logged_ms < LEASE_LOG_REPEAT_MS)
-		return;
-	snprintf(le->logged_error, sizeof(le->logged_error), "%s", err->message);
-	le->logged_ms = now;
-	stk_log_warn("cannot acquire or renew the leader lease; retrying", "lease", le->name,
-		     "namespace", le->ns, "error", err->message, NULL);
+	if (stk_log_repeat_due(&le->logged, err->message, LEASE_LOG_REPEAT_MS))
+		stk_log_warn("cannot acquire or renew the leader lease; retrying", "lease",
+			     le->name, "namespace", le->ns, "error", err->message, NULL);
 }
 
 int stk_lease_new(stk_lease **out, stk_kube *kube, const struct stk_lease_opts *opts, stk_err *err)
@@ -196,7 +190,7 @@ out:
 	if (ok) {
 		le->last_renew_ms = stk_now_ms();
 		lease_set(&le->observed_holder, le->identity);
-		le->logged_error[0] = '\0';
+		memset(&le->logged, 0, sizeof(le->logged));
 	} else {
 		lease_log_error(le, &err);
 	}

@@ -122,3 +122,17 @@ void stk_log(enum stk_log_level level, const char *msg, ...)
 	log_write_all(b.ptr, b.len);
 	stk_buf_release(&b);
 }
+
+bool stk_log_repeat_due(struct stk_log_repeat *r, const char *msg, uint64_t repeat_ms)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (r->at_ms && !strncmp(r->last, msg, sizeof(r->last) - 1) && now - r->at_ms < repeat_ms)
+		return false;
+	snprintf(r->last, sizeof(r->last), "%s", msg);
+	r->at_ms = now ? now : 1;
+	return true;
+}

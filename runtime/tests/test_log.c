@@ -117,6 +117,21 @@ static void test_log__parse_level(void **state)
 	assert_non_null(strstr(err.message, "verbose"));
 }
 
+static void test_log__repeat_due_once_per_message(void **state)
+{
+	struct stk_log_repeat r;
+	(void)state;
+
+	memset(&r, 0, sizeof(r));
+	assert_true(stk_log_repeat_due(&r, "list: forbidden", 60000));
+	assert_false(stk_log_repeat_due(&r, "list: forbidden", 60000));
+	assert_true(stk_log_repeat_due(&r, "watch: connection refused", 60000));
+	assert_true(stk_log_repeat_due(&r, "list: forbidden", 60000));
+	assert_true(stk_log_repeat_due(&r, "list: forbidden", 0)); /* the repeat interval passed */
+	memset(&r, 0, sizeof(r));				   /* after a success */
+	assert_true(stk_log_repeat_due(&r, "list: forbidden", 60000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -124,6 +139,7 @@ int main(void)
 		cmocka_unit_test(test_log__level_filter),
 		cmocka_unit_test(test_log__oversized_line_is_truncated_but_valid),
 		cmocka_unit_test(test_log__parse_level),
+		cmocka_unit_test(test_log__repeat_due_once_per_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

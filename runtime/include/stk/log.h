@@ -3,6 +3,7 @@
 #define STK_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "stk/err.h"
 
@@ -38,6 +39,19 @@ void stk_log(enum stk_log_level level, const char *msg, ...) __attribute__((sent
 #define stk_log_info(...)  stk_log(STK_LOG_INFO, __VA_ARGS__)
 #define stk_log_warn(...)  stk_log(STK_LOG_WARN, __VA_ARGS__)
 #define stk_log_error(...) stk_log(STK_LOG_ERROR, __VA_ARGS__)
+
+/*
+ * A failure that retries repeat: stk_log_repeat_due is true when `msg` differs from the
+ * last message it was true for, or `repeat_ms` have passed since; the caller then logs.
+ * Zeroed to start; zero it again after a success so the next failure is logged at once.
+ * Used by one thread at a time.
+ */
+struct stk_log_repeat {
+	char last[STK_ERR_MESSAGE_MAX + 64];
+	uint64_t at_ms;
+};
+
+bool stk_log_repeat_due(struct stk_log_repeat *r, const char *msg, uint64_t repeat_ms);
 
 /* Formats the current wall-clock time as RFC 3339 UTC with milliseconds into dst[32]. */
 void stk_log_timestamp(char dst[32]);
