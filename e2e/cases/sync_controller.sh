@@ -207,29 +207,32 @@ check "inline ref change: owned GitSource pinned to the commit" wait_for 10 bash
 check "inline ref change: metadata follows" wait_for 20 meta_is inline commit "$COMMIT_RELEASE"
 k patch stokers inline -n "$E2E_NS" --type merge -p '{"spec":{"git":{"ref":"main"}}}' >/dev/null
 check "inline ref back to main" wait_for 20 meta_is inline commit "$COMMIT_MAIN"
-# A requested ref (webhook) overrides spec.git.ref until spec.git.ref changes: then the
-# request is dropped from the Stoker and its GitSource, and the new spec wins.
-k annotate stokers inline -n "$E2E_NS" stoker.io/requested-ref=v1.1.0 stoker.io/requested-by=generic >/dev/null
-check "requested ref: passed to the owned GitSource" wait_for 10 bash -c \
-	"[ \"\$(k_ get gitsource/inline-git -n $E2E_NS -o jsonpath='{.metadata.annotations.stoker\.io/requested-ref}')\" = v1.1.0 ]"
-check "requested ref: the metadata follows v1.1.0" wait_for 20 meta_is inline commit "$COMMIT_V1_1_0"
+# A requested ref (webhook) overrides the spec's ref until that changes: then the request
+# is dropped from the Stoker and its GitSource, and the new spec wins.
+# request_on DESC STOKER SOURCE: requests v1.1.0 on STOKER and checks it lands.
+request_on() {
+	k annotate stokers "$2" -n "$E2E_NS" stoker.io/requested-ref=v1.1.0 stoker.io/requested-by=generic >/dev/null
+	check "$1, requested ref: passed to the GitSource" wait_for 10 bash -c \
+		"[ \"\$(k_ get gitsource/$3 -n $E2E_NS -o jsonpath='{.metadata.annotations.stoker\.io/requested-ref}')\" = v1.1.0 ]"
+	check "$1, requested ref: the metadata follows v1.1.0" wait_for 20 meta_is "$2" commit "$COMMIT_V1_1_0"
+}
+# request_dropped DESC STOKER SOURCE: after the spec moved to v2.0.0, the spec wins and
+# no request is left on the Stoker or the GitSource.
+request_dropped() {
+	check "$1: the metadata follows the spec (v2.0.0), not the old request" wait_for 20 meta_is "$2" commit "$COMMIT_V2_0_0"
+	expect_eq "$1: the request is gone from the Stoker" "" \
+		"$(get "stoker/$2" '{.metadata.annotations.stoker\.io/requested-ref}{.metadata.annotations.stoker\.io/requested-by}')"
+	expect_eq "$1: and from the GitSource" "" "$(get "gitsource/$3" '{.metadata.annotations.stoker\.io/requested-ref}')"
+}
+request_on "inline" inline inline-git
 k patch stokers inline -n "$E2E_NS" --type merge -p '{"spec":{"git":{"ref":"v2.0.0"}}}' >/dev/null
-check "spec.git.ref changed: the metadata follows the spec (v2.0.0), not the old request" wait_for 20 meta_is inline commit "$COMMIT_V2_0_0"
-expect_eq "spec.git.ref changed: the request is gone from the Stoker" "" \
-	"$(get stoker/inline '{.metadata.annotations.stoker\.io/requested-ref}{.metadata.annotations.stoker\.io/requested-by}')"
-expect_eq "spec.git.ref changed: and from the GitSource" "" \
-	"$(get gitsource/inline-git '{.metadata.annotations.stoker\.io/requested-ref}')"
+request_dropped "spec.git.ref changed" inline inline-git
 k patch stokers inline -n "$E2E_NS" --type merge -p '{"spec":{"git":{"ref":"main"}}}' >/dev/null
 check "inline ref back to main again" wait_for 20 meta_is inline commit "$COMMIT_MAIN"
 # The same with sourceRef: a change of the referenced GitSource's spec.ref drops the request.
-k annotate stokers ref -n "$E2E_NS" stoker.io/requested-ref=v1.1.0 stoker.io/requested-by=generic >/dev/null
-check "sourceRef, requested ref: the metadata follows v1.1.0" wait_for 20 meta_is ref commit "$COMMIT_V1_1_0"
+request_on "sourceRef" ref repo
 k patch gitsource repo -n "$E2E_NS" --type json -p '[{"op":"replace","path":"/spec/ref","value":{"tag":"v2.0.0"}}]' >/dev/null
-check "sourceRef, GitSource spec.ref changed: the metadata follows the spec (v2.0.0)" wait_for 20 meta_is ref commit "$COMMIT_V2_0_0"
-expect_eq "sourceRef, GitSource spec.ref changed: the request is gone from the Stoker" "" \
-	"$(get stoker/ref '{.metadata.annotations.stoker\.io/requested-ref}{.metadata.annotations.stoker\.io/requested-by}')"
-expect_eq "sourceRef, GitSource spec.ref changed: and from the GitSource" "" \
-	"$(get gitsource/repo '{.metadata.annotations.stoker\.io/requested-ref}')"
+request_dropped "sourceRef, GitSource spec.ref changed" ref repo
 k patch gitsource repo -n "$E2E_NS" --type json -p '[{"op":"replace","path":"/spec/ref","value":{"branch":"main"}}]' >/dev/null
 check "sourceRef back to main" wait_for 20 meta_is ref commit "$COMMIT_MAIN"
 
