@@ -115,6 +115,37 @@ bool syncctl_take_superseded(struct syncctl *c, const char *ns, const char *name
 	return marked;
 }
 
+void syncctl_note_dropped(struct syncctl *c, const char *ns, const char *name, const char *rv)
+{
+	char key[512];
+	char *copy = strdup(rv ? rv : "");
+
+	if (!copy)
+		return; /* only the stale-cache guard is lost */
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&c->superseded_mu);
+	free(stk_map_put(&c->dropped, key, copy));
+	pthread_mutex_unlock(&c->superseded_mu);
+}
+
+bool syncctl_shows_dropped(struct syncctl *c, const char *ns, const char *name, const char *rv)
+{
+	char key[512];
+	char *noted;
+	bool same = false;
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&c->superseded_mu);
+	noted = stk_map_get(&c->dropped, key);
+	if (noted) {
+		same = rv && !strcmp(noted, rv);
+		if (!same)
+			free(stk_map_del(&c->dropped, key));
+	}
+	pthread_mutex_unlock(&c->superseded_mu);
+	return same;
+}
+
 static void on_source_update(stk_obj *old, stk_obj *cur, void *arg)
 {
 	struct syncctl *c = arg;
@@ -297,6 +328,13 @@ int syncctl_run(const struct syncctl_options *o)
 	}
 	stk_manager_free(c.mgr);
 	stk_map_release(&c.superseded);
+	{
+		struct stk_map_iter it = {0};
+		struct stk_map_entry *e;
+		while ((e = stk_map_next(&c.dropped, &it)))
+			free(e->value);
+		stk_map_release(&c.dropped);
+	}
 	pthread_mutex_destroy(&c.superseded_mu);
 	stk_log_info("stopped", NULL);
 	return code;

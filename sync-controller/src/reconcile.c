@@ -35,7 +35,6 @@ struct rec {
 	stk_buf secret_msg; /* "Secret 'x' not found ..." when a Secret is missing */
 	struct syncctl_fleet fleet;
 	bool paused;
-	bool request_superseded; /* spec.git.ref changed: the webhook's request was dropped */
 	const char *commit;	 /* target: the source's artifact commit, or "" */
 };
 
@@ -328,7 +327,7 @@ static int supersede_request(struct rec *r, stk_err *err)
 	}
 	if (rc)
 		goto out;
-	r->request_superseded = true;
+	syncctl_note_dropped(r->c, r->ns, r->name, r->obj->rv);
 	stk_log_info("the source's ref changed: the earlier requested ref is dropped", "object",
 		     r->name, "ref", want, NULL);
 out:
@@ -435,8 +434,8 @@ static int copy_requested_ref(struct rec *r, stk_err *err)
 	 */
 	bool back_to_spec = want && *want && str_eq(want, source_spec_ref(&r->gs));
 
-	if (r->request_superseded)
-		return 0; /* r->obj still shows the request just removed */
+	if (syncctl_shows_dropped(r->c, r->ns, r->name, r->obj->rv))
+		return 0; /* r->obj (this reconcile's, or a lagging cache's) shows a dropped request */
 	if (back_to_spec && !have)
 		return 0;
 	if (!back_to_spec && (!want || !*want || str_eq(want, have)))

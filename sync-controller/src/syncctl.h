@@ -35,6 +35,12 @@ struct syncctl {
 	 */
 	pthread_mutex_t superseded_mu;
 	stk_map superseded;
+	/*
+	 * "ns/name" -> resourceVersion (heap) of a Stoker as read before its request was
+	 * dropped: until the cache holds a newer version, a reconcile still reads the request
+	 * and must not pass it to the GitSource again (superseded_mu).
+	 */
+	stk_map dropped;
 };
 
 /* "kind:name" of the ref a GitSource spec asks for ("" when it does not decode); heap. */
@@ -45,6 +51,15 @@ void syncctl_mark_superseded(struct syncctl *c, const char *ns, const char *name
 
 /* True (once) when Stoker ns/name was marked by a change of its GitSource's spec.ref. */
 bool syncctl_take_superseded(struct syncctl *c, const char *ns, const char *name);
+
+/* Notes that the request of Stoker ns/name, read at resourceVersion rv, was dropped. */
+void syncctl_note_dropped(struct syncctl *c, const char *ns, const char *name, const char *rv);
+
+/*
+ * True while the cached Stoker ns/name is still the version noted by
+ * syncctl_note_dropped; a newer version forgets the note. Any thread.
+ */
+bool syncctl_shows_dropped(struct syncctl *c, const char *ns, const char *name, const char *rv);
 
 /* Reconciles Stoker ns/name (a stk_manager_reconcile_fn). Worker thread. */
 int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *requeue_after_ms,
