@@ -82,6 +82,23 @@ static bool owned_by_stoker(stk_obj *o)
 	return false;
 }
 
+void syncctl_requests_init(struct syncctl *c)
+{
+	pthread_mutex_init(&c->superseded_mu, NULL);
+}
+
+void syncctl_requests_release(struct syncctl *c)
+{
+	struct stk_map_iter it = {0};
+	struct stk_map_entry *e;
+
+	while ((e = stk_map_next(&c->dropped, &it)))
+		free(e->value);
+	stk_map_release(&c->dropped);
+	stk_map_release(&c->superseded);
+	pthread_mutex_destroy(&c->superseded_mu);
+}
+
 void syncctl_mark_superseded(struct syncctl *c, const char *ns, const char *name)
 {
 	char key[512];
@@ -319,7 +336,7 @@ int syncctl_run(const struct syncctl_options *o)
 
 	memset(&c, 0, sizeof(c));
 	c.o = o;
-	pthread_mutex_init(&c.superseded_mu, NULL);
+	syncctl_requests_init(&c);
 	if (setup(&c, &err)) {
 		stk_log_error("cannot start", "error", err.message, NULL);
 		code = STK_EXIT_FAILURE;
@@ -327,15 +344,7 @@ int syncctl_run(const struct syncctl_options *o)
 		code = stk_manager_run(c.mgr);
 	}
 	stk_manager_free(c.mgr);
-	stk_map_release(&c.superseded);
-	{
-		struct stk_map_iter it = {0};
-		struct stk_map_entry *e;
-		while ((e = stk_map_next(&c.dropped, &it)))
-			free(e->value);
-		stk_map_release(&c.dropped);
-	}
-	pthread_mutex_destroy(&c.superseded_mu);
+	syncctl_requests_release(&c);
 	stk_log_info("stopped", NULL);
 	return code;
 }

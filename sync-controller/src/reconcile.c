@@ -35,7 +35,7 @@ struct rec {
 	stk_buf secret_msg; /* "Secret 'x' not found ..." when a Secret is missing */
 	struct syncctl_fleet fleet;
 	bool paused;
-	const char *commit;	 /* target: the source's artifact commit, or "" */
+	const char *commit; /* target: the source's artifact commit, or "" */
 };
 
 static void rec_release(struct rec *r)
@@ -434,8 +434,9 @@ static int copy_requested_ref(struct rec *r, stk_err *err)
 	 */
 	bool back_to_spec = want && *want && str_eq(want, source_spec_ref(&r->gs));
 
+	/* r->obj (this reconcile's, or a lagging cache's) may still show a dropped request */
 	if (syncctl_shows_dropped(r->c, r->ns, r->name, r->obj->rv))
-		return 0; /* r->obj (this reconcile's, or a lagging cache's) shows a dropped request */
+		return 0;
 	if (back_to_spec && !have)
 		return 0;
 	if (!back_to_spec && (!want || !*want || str_eq(want, have)))

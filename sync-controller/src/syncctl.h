@@ -46,6 +46,10 @@ struct syncctl {
 /* "kind:name" of the ref a GitSource spec asks for ("" when it does not decode); heap. */
 char *syncctl_spec_ref(yajl_val spec);
 
+/* The bookkeeping of requested refs (superseded, dropped): set up and freed. */
+void syncctl_requests_init(struct syncctl *c);
+void syncctl_requests_release(struct syncctl *c);
+
 /* Marks Stoker ns/name: its referenced GitSource's spec.ref changed. Any thread. */
 void syncctl_mark_superseded(struct syncctl *c, const char *ns, const char *name);
 
