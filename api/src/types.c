@@ -407,6 +407,8 @@ static const struct stk_api_field last_sent_fields[] = {
 	FLD("time", STK_API_STRING, struct stk_last_sent, time, .format = "date-time"),
 	FLD("reason", STK_API_STRING, struct stk_last_sent, reason),
 	FLD("result", STK_API_STRING, struct stk_last_sent, result),
+	FLD("event", STK_API_STRING, struct stk_last_sent, event),
+	FLD("count", STK_API_INT, struct stk_last_sent, count, .format = "int64"),
 };
 static const struct stk_api_type last_sent_type =
 	TYPE("LastSent", struct stk_last_sent, last_sent_fields);

@@ -8,7 +8,8 @@
 #  - a repeated event inside the 5-minute window is sent once;
 #  - a sink answering 500 twice then 200 receives the notification; a sink that keeps
 #    failing gives a NotificationDispatchFailed event; a suspended Alert sends nothing;
-#  - Alert status: Ready, InvalidSpec for a bad regex, SecretNotFound, lastSent.
+#  - Alert status: Ready, InvalidSpec for a bad regex, SecretNotFound, lastSent;
+#  - leader handover (a leader killed, a leader stopped): each event sent once.
 . "$(dirname "$0")/../lib/testlib.sh"
 root=$(cd "$E2E_ROOT/.." && pwd)
 bindir=${STOKER_BUILD_DIR:-$root/build}/bin
@@ -125,6 +126,7 @@ Y
 sleep 2 # the controller's event watch is up
 event plant Warning SyncFailed "Sync failed on gateway area2: scan failed"
 got() { [ "$(count "/$1")" -ge "${2:-1}" ]; }
+got_sent() { requests /generic | grep -q "$1"; } # a request to /generic carried TEXT
 for t in generic generic-hmac slack msteams discord googlechat pagerduty alertmanager; do
 	check "$t: one notification received" wait_for 20 got "$t"
 done
@@ -201,7 +203,75 @@ kill -TERM $nc_pid
 rc=0
 wait $nc_pid || rc=$?
 expect_eq "SIGTERM: the controller exits 0" 0 "$rc"
-if grep -q "Sanitizer\|runtime error:" "$E2E_WORK/notification.log"; then
-	not_ok "sanitizer report in the controller's log"
-	grep -A20 "Sanitizer\|runtime error:" "$E2E_WORK/notification.log" | head -40
-fi
+
+# --- leader handover: two replicas; nothing lost, nothing sent twice ---------------------------
+# A standby holds the events it sees; on taking the Lease it sends what comes after each
+# Alert's status.lastSent marker. Short Lease timings keep the takeover quick.
+replica() { # LOG: starts a replica, its pid in $replica_pid and readyz URL in $replica_ready
+	local hp
+	hp=$(free_port)
+	"$bindir/notification-controller" --kubeconfig "$KUBECONFIG" --leader-elect \
+		--leader-election-namespace "$E2E_NS" --leader-elect-lease-duration 4s \
+		--leader-elect-renew-deadline 3s --leader-elect-retry-period 1s \
+		--watch-namespaces "$E2E_NS" --health-probe-bind-address "127.0.0.1:$hp" \
+		--metrics-bind-address "127.0.0.1:$(free_port)" \
+		--receiver-bind-address "127.0.0.1:$(free_port)" --log-level debug \
+		>>"$E2E_WORK/$1.log" 2>&1 &
+	replica_pid=$!
+	replica_ready="http://127.0.0.1:$hp/readyz"
+}
+holder() { k get lease notification-controller-leader-election -n "$E2E_NS" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
+holds() { case "$(holder)" in *_"$1") return 0 ;; esac; return 1; }
+ready() { curl -fsS "$1" >/dev/null 2>&1; }
+sent_times() { requests /generic | grep -c "$1" || true; }
+marker_is() { [ "$(k get alert generic -n "$E2E_NS" -o jsonpath='{.status.lastSent.event}#{.status.lastSent.count}')" = "$E2E_NS/plant.e2e-$n_ev#1" ]; }
+replica ha-a
+a_pid=$replica_pid
+on_exit 'kill $a_pid 2>/dev/null'
+check "handover: the first replica takes the Lease" wait_for 30 holds "$a_pid"
+replica ha-b
+b_pid=$replica_pid
+b_ready=$replica_ready
+on_exit 'kill $b_pid 2>/dev/null'
+check "handover: the second replica is ready, standing by" wait_for 30 ready "$b_ready"
+expect_eq "handover: the Lease stays with the first" yes "$(holds "$a_pid" && echo yes)"
+event plant Warning SyncFailed "handover: gateway area10"
+check "handover: the leader sends" wait_for 20 got_sent "area10"
+check "handover: lastSent names the Event and its count" wait_for 10 marker_is
+kill -KILL $a_pid
+wait $a_pid 2>/dev/null || true
+event plant Warning SyncFailed "handover: gateway area11"
+check "leader killed: the standby takes the Lease" wait_for 30 holds "$b_pid"
+check "leader killed: an event of the gap is sent by the new leader" wait_for 20 got_sent "area11"
+sleep 2
+expect_eq "leader killed: the gap's event is sent once" 1 "$(sent_times area11)"
+expect_eq "leader killed: what the old leader sent is not sent again" 1 "$(sent_times area10)"
+
+replica ha-c
+c_pid=$replica_pid
+on_exit 'kill $c_pid 2>/dev/null'
+check "handover: a new replica is ready, standing by" wait_for 30 ready "$replica_ready"
+event plant Warning SyncFailed "handover: gateway area12"
+check "graceful: the leader sends" wait_for 20 got_sent "area12"
+check "graceful: lastSent marker written" wait_for 10 marker_is
+kill -TERM $b_pid
+event plant Warning SyncFailed "handover: gateway area13"
+rc=0
+wait $b_pid || rc=$?
+expect_eq "graceful: the old leader exits 0" 0 "$rc"
+check "graceful: the standby takes the released Lease" wait_for 20 holds "$c_pid"
+check "graceful: the event sent during the handover arrives" wait_for 20 got_sent "area13"
+event plant Warning SyncFailed "handover: gateway area14"
+check "graceful: the new leader sends new events" wait_for 20 got_sent "area14"
+sleep 2
+expect_eq "graceful: each event of the handover sent once" "1 1 1" \
+	"$(sent_times area12) $(sent_times area13) $(sent_times area14)"
+kill -TERM $c_pid
+wait $c_pid || true
+
+for log in notification ha-a ha-b ha-c; do
+	if grep -q "Sanitizer\|runtime error:" "$E2E_WORK/$log.log"; then
+		not_ok "sanitizer report in $log.log"
+		grep -A20 "Sanitizer\|runtime error:" "$E2E_WORK/$log.log" | head -40
+	fi
+done

@@ -27,7 +27,8 @@
 #define NOTIF_QUEUE_MAX		 4096 /* delivery jobs waiting; beyond, new ones are dropped */
 #define NOTIF_ATTEMPTS		 3
 #define NOTIF_DEFAULT_TIMEOUT_MS 15000
-#define NOTIF_HELD_MAX		 4096 /* events held while the caches fill; beyond, dropped */
+#define NOTIF_HELD_MAX		 4096 /* events held (see struct notifctl); beyond, dropped */
+#define NOTIF_STANDBY_MIN_S	 60   /* a standby holds events this long (or 2 lease durations) */
 
 /* One delivery: an event for one Alert. Strings owned. */
 struct job {
@@ -35,6 +36,8 @@ struct job {
 	char *alert_ns, *alert_name;
 	char *api_version, *kind, *ns, *name, *uid, *severity, *timestamp, *reason, *message;
 	char *controller, *instance;
+	char *event; /* "namespace/name" of the Event, and its count: the lastSent marker */
+	int64_t event_count;
 };
 
 struct notifctl {
@@ -49,8 +52,11 @@ struct notifctl {
 	stk_metrics_family *m_sent;
 	struct notifctl_receiver *recv;
 	/*
-	 * Events seen before every cache holds its first list wait here (references, in
-	 * arrival order): matched against a partial Alert cache they would be lost. Loop thread.
+	 * Events wait here (references, in arrival order) while a cache has not yet held its
+	 * first list (matched against a partial Alert cache they would be lost), and, for the
+	 * last standby window, while another replica leads: should this one take over, what
+	 * the old leader had not sent yet (after each Alert's status.lastSent marker) goes
+	 * out. Loop thread.
 	 */
 	stk_obj **held;
 	size_t nheld;
@@ -82,6 +88,7 @@ static void job_free(struct job *j)
 	free(j->message);
 	free(j->controller);
 	free(j->instance);
+	free(j->event);
 	free(j);
 }
 
@@ -439,7 +446,9 @@ failed:
 		stk_buf_put_json_string(&b, j->reason, strlen(j->reason));
 		stk_buf_puts(&b, ",\"result\":");
 		stk_buf_put_json_string(&b, result, strlen(result));
-		stk_buf_puts(&b, "}}}");
+		stk_buf_puts(&b, ",\"event\":");
+		stk_buf_put_json_string(&b, j->event, strlen(j->event));
+		stk_buf_printf(&b, ",\"count\":%lld}}}", (long long)j->event_count);
 		if (patch_alert_status(c, j->alert_ns, j->alert_name, b.ptr, &pe))
 			stk_log_warn("cannot write lastSent", "alert", j->alert_name, "error",
 				     pe.message, NULL);
@@ -527,7 +536,45 @@ struct ev_ctx {
 	struct notifctl_match_in in;
 	stk_obj *involved; /* for labels, fetched once when needed */
 	bool involved_looked;
+	/* A held event: its place, and "ns/name#count" -> place + 1 of every held event. */
+	const stk_map *held_pos;
+	size_t held_index;
 };
+
+/* "namespace/name#count" of an Event: which occurrence of it a delivery carried. */
+static void event_key(stk_buf *b, const char *ns, const char *name, int64_t count)
+{
+	stk_buf_printf(b, "%s/%s#%lld", ns ? ns : "", name ? name : "", (long long)count);
+}
+
+static int64_t event_count(yajl_val ev)
+{
+	int64_t n = 1;
+
+	stk_json_int(ev, &n, "count", NULL);
+	return n;
+}
+
+/*
+ * A held event the old leader already sent to this Alert: it lies at or before the
+ * Event its status.lastSent names. (The dispatcher sends in order; an Alert whose marker
+ * is not among the held events had sent none of them.)
+ */
+static bool sent_before_takeover(const struct ev_ctx *x, yajl_val alert)
+{
+	const char *ev = stk_json_str(alert, "status", "lastSent", "event", NULL);
+	int64_t count = 0;
+	stk_buf key = STK_BUF_INIT(4096);
+	uintptr_t at;
+
+	if (!x->held_pos || !ev || !strchr(ev, '/'))
+		return false;
+	stk_json_int(alert, &count, "status", "lastSent", "count", NULL);
+	stk_buf_printf(&key, "%s#%lld", ev, (long long)count);
+	at = (uintptr_t)stk_map_get(x->held_pos, key.ptr);
+	stk_buf_release(&key);
+	return at && x->held_index < at;
+}
 
 static void enqueue(struct notifctl *c, struct job *j)
 {
@@ -623,7 +670,8 @@ static int match_alert(stk_obj *alert, void *arg)
 				       ? stk_json_obj(x->involved->root, "metadata", "labels", NULL)
 				       : NULL;
 	}
-	if (!notifctl_rules_match(rules, &x->in) || duplicate(c, auid ? auid : aname, x, reason))
+	if (!notifctl_rules_match(rules, &x->in) || sent_before_takeover(x, alert->root) ||
+	    duplicate(c, auid ? auid : aname, x, reason))
 		goto out;
 	j = stk_calloc(1, sizeof(*j));
 	j->alert_ns = stk_strdup(ans);
@@ -652,6 +700,15 @@ static int match_alert(stk_obj *alert, void *arg)
 		j->controller = dup0(rc);
 		j->instance = dup0(ri);
 	}
+	{
+		const char *ens = stk_json_str(ev, "metadata", "namespace", NULL);
+		const char *ename = stk_json_str(ev, "metadata", "name", NULL);
+		stk_buf b = STK_BUF_INIT(4096);
+		stk_buf_printf(&b, "%s/%s", ens ? ens : "", ename ? ename : "");
+		j->event = stk_strdup(b.ptr);
+		j->event_count = event_count(ev);
+		stk_buf_release(&b);
+	}
 	enqueue(c, j);
 out:
 	notifctl_rules_free(rules);
@@ -659,7 +716,8 @@ out:
 	return 0;
 }
 
-static void dispatch_event(struct notifctl *c, stk_obj *cur);
+static void dispatch_event(struct notifctl *c, stk_obj *cur, const stk_map *held_pos,
+			   size_t held_index);
 
 /* The caches an event's matching reads: the Alerts and the involved objects' labels. */
 static bool caches_synced(struct notifctl *c)
@@ -677,29 +735,90 @@ static void release_held(struct notifctl *c)
 	c->nheld = 0;
 }
 
+/* The Event's time (lastTimestamp, else eventTime); 0 when it has none. */
+static time_t event_time(yajl_val ev)
+{
+	const char *t = stk_json_str(ev, "lastTimestamp", NULL);
+
+	return parse_time(t ? t : stk_json_str(ev, "eventTime", NULL));
+}
+
+/* How long a standby holds events: past any takeover of the Lease. */
+static time_t standby_window_s(const struct notifctl *c)
+{
+	time_t lease = (time_t)(c->o->daemon->lease_duration_ms / 1000);
+
+	return 2 * lease > NOTIF_STANDBY_MIN_S ? 2 * lease : NOTIF_STANDBY_MIN_S;
+}
+
+/* Drops held events older than the standby window. */
+static void prune_held(struct notifctl *c)
+{
+	time_t cutoff = time(NULL) - standby_window_s(c);
+	size_t keep = 0;
+
+	for (size_t i = 0; i < c->nheld; i++) {
+		if (event_time(c->held[i]->root) < cutoff)
+			stk_obj_unref(c->held[i]);
+		else
+			c->held[keep++] = c->held[i];
+	}
+	c->nheld = keep;
+}
+
+/*
+ * Every 10 ms while a cache fills, every second on a standby: once the caches are synced
+ * and this replica leads, the held events are matched in order, each Alert skipping what
+ * its status.lastSent shows the old leader sent.
+ */
 static void on_held_timer(uv_timer_t *t)
 {
 	struct notifctl *c = t->data;
 	stk_obj **held = c->held;
 	size_t n = c->nheld;
+	stk_map pos = STK_MAP_INIT;
+	stk_buf key = STK_BUF_INIT(4096);
 
 	if (!caches_synced(c))
 		return;
+	if (!stk_manager_leading(c->m)) {
+		prune_held(c);
+		if (!c->nheld)
+			uv_timer_stop(t);
+		else
+			uv_timer_set_repeat(t, 1000);
+		return;
+	}
 	uv_timer_stop(t);
 	c->held = NULL;
 	c->nheld = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (stk_manager_leading(c->m))
-			dispatch_event(c, held[i]);
+		yajl_val ev = held[i]->root;
+		stk_buf_reset(&key);
+		event_key(&key, stk_json_str(ev, "metadata", "namespace", NULL),
+			  stk_json_str(ev, "metadata", "name", NULL), event_count(ev));
+		stk_map_put(&pos, key.ptr, (void *)(uintptr_t)(i + 1));
+	}
+	if (n) {
+		char count[32];
+		snprintf(count, sizeof(count), "%zu", n);
+		stk_log_info("matching the held events", "events", count, NULL);
+	}
+	for (size_t i = 0; i < n; i++) {
+		dispatch_event(c, held[i], &pos, i);
 		stk_obj_unref(held[i]);
 	}
 	free(held);
+	stk_map_release(&pos);
+	stk_buf_release(&key);
 }
 
 static void hold_event(struct notifctl *c, stk_obj *cur)
 {
+	if (c->nheld >= NOTIF_HELD_MAX && !stk_manager_leading(c->m))
+		prune_held(c);
 	if (c->nheld >= NOTIF_HELD_MAX) {
-		stk_log_warn("too many events before the caches synced; dropping one", "name",
+		stk_log_warn("too many events held; dropping one", "name",
 			     stk_json_str(cur->root, "metadata", "name", NULL), NULL);
 		return;
 	}
@@ -715,11 +834,10 @@ static void on_event(stk_obj *old, stk_obj *cur, void *arg)
 	yajl_val ev = cur->root;
 	const char *av = stk_json_str(ev, "involvedObject", "apiVersion", NULL);
 	const char *kind = stk_json_str(ev, "involvedObject", "kind", NULL);
-	const char *last = stk_json_str(ev, "lastTimestamp", NULL);
 	int64_t count_old = 0, count_cur = 0;
 
-	if (!our_kind(av, kind) || !stk_manager_leading(c->m))
-		return; /* only the leader sends, or two replicas would send everything twice */
+	if (!our_kind(av, kind))
+		return;
 	if (old && old != cur) {
 		/* An update that is not a repeat (count unchanged) carries nothing new. */
 		stk_json_int(old->root, &count_old, "count", NULL);
@@ -729,19 +847,21 @@ static void on_event(stk_obj *old, stk_obj *cur, void *arg)
 	} else if (old == cur) {
 		return; /* periodic resync */
 	}
-	if (!last)
-		last = stk_json_str(ev, "eventTime", NULL);
-	if (parse_time(last) < c->started)
+	if (event_time(ev) < c->started)
 		return; /* history from before this controller started */
-	if (!caches_synced(c)) {
+	/* Only the leader sends, or two replicas would send everything twice; a standby
+	 * holds what it sees for a while, and while anything is held, a new event waits
+	 * behind it. */
+	if (!caches_synced(c) || !stk_manager_leading(c->m) || c->nheld) {
 		hold_event(c, cur);
 		return;
 	}
-	dispatch_event(c, cur);
+	dispatch_event(c, cur, NULL, 0);
 }
 
 /* Matches one event against every Alert. Loop thread, caches synced. */
-static void dispatch_event(struct notifctl *c, stk_obj *cur)
+static void dispatch_event(struct notifctl *c, stk_obj *cur, const stk_map *held_pos,
+			   size_t held_index)
 {
 	yajl_val ev = cur->root;
 	struct ev_ctx x;
@@ -751,6 +871,8 @@ static void dispatch_event(struct notifctl *c, stk_obj *cur)
 	memset(&x, 0, sizeof(x));
 	x.c = c;
 	x.ev = ev;
+	x.held_pos = held_pos;
+	x.held_index = held_index;
 	x.in.kind = kind;
 	x.in.ns = stk_json_str(ev, "involvedObject", "namespace", NULL);
 	x.in.name = stk_json_str(ev, "involvedObject", "name", NULL);

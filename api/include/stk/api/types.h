@@ -266,6 +266,8 @@ struct stk_alert_spec {
 struct stk_last_sent {
 	bool present;
 	char *time, *reason, *result;
+	char *event;		  /* "namespace/name" of the core/v1 Event it carried */
+	struct stk_opt_i64 count; /* that Event's count then */
 };
 
 struct stk_alert_status {
