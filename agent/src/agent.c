@@ -648,6 +648,18 @@ static int agent_reconcile(void *arg, const char *ns, const char *name, uint64_t
 		if (!a->paused_logged)
 			stk_log_info("paused: not syncing", "gateway", cfg->gateway_name, NULL);
 		a->paused_logged = true;
+		/*
+		 * An agent restarted in its pod during a pause cannot do an initial sync, and
+		 * staying unready would take the gateway out of its Service for the whole
+		 * pause. The data its predecessor synced, complete, stands in for it; data a
+		 * sync left between two commits does not.
+		 */
+		if (!atomic_load(&a->ready) && agent_data_settled(a->state_path)) {
+			atomic_store(&a->ready, true);
+			stk_log_info("paused: the files of an earlier complete sync are in place; "
+				     "ready without syncing",
+				     "gateway", cfg->gateway_name, NULL);
+		}
 		goto out_meta;
 	}
 	a->paused_logged = false;

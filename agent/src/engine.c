@@ -23,6 +23,7 @@
 #define ENG_BATCH_FILES 512	       /* temp files written before one syncfs */
 #define ENG_BATCH_BYTES (64u << 20)    /* or this many bytes */
 #define ENG_MANIFEST	"manifest"     /* in the state directory */
+#define ENG_UNSETTLED	"unsettled"    /* in the state directory while a sync changes data */
 #define ENG_TMP_PREFIX	".stoker-tmp-" /* temporary files in the data directory */
 #define ENG_MAX_CONFIG	(64u << 20)    /* config.json files validated up to this size */
 
@@ -510,7 +511,48 @@ struct sync {
 	int live_fd; /* compare: an O_PATH descriptor of data directory live_dir, or -1 */
 	char live_dir[ENG_PATH_MAX];
 	size_t live_dir_len;
+	bool unsettled; /* this run wrote the ENG_UNSETTLED marker */
 };
+
+static void fsync_dir(const char *abs);
+
+/*
+ * Before a run's first change to the data directory (a temporary file, a deletion): the
+ * marker ENG_UNSETTLED in the state directory, durable before that change, says that the
+ * data may lie between two syncs until one completes (agent_data_settled). 0, or the
+ * error; nothing has been changed then.
+ */
+static int mark_unsettled(struct sync *s, stk_err *err)
+{
+	char path[ENG_PATH_MAX];
+	int fd;
+
+	if (s->unsettled)
+		return 0;
+	if (mkdir(s->o->state, 0750) && errno != EEXIST)
+		return stk_err_errno(err, errno, "cannot create %s", s->o->state);
+	if (join(path, s->o->state, ENG_UNSETTLED, err))
+		return STK_EINVAL;
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return stk_err_errno(err, errno, "cannot write %s", path);
+	close(fd);
+	fsync_dir(s->o->state);
+	s->unsettled = true;
+	return 0;
+}
+
+bool agent_data_settled(const char *state)
+{
+	char path[ENG_PATH_MAX];
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s/" ENG_MANIFEST, state) >= (int)sizeof(path) ||
+	    lstat(path, &st) || !S_ISREG(st.st_mode))
+		return false;
+	snprintf(path, sizeof(path), "%s/" ENG_UNSETTLED, state);
+	return lstat(path, &st) && errno == ENOENT;
+}
 
 static struct want *want_at(const struct sync *s, size_t i)
 {
@@ -1144,6 +1186,14 @@ struct orphan_walk {
 	stk_err *err;
 };
 
+/* mark_unsettled for the walk: true (w->rc set) when the marker cannot be written. */
+static bool unsettle(struct orphan_walk *w)
+{
+	if (!w->rc)
+		w->rc = mark_unsettled(w->s, w->err);
+	return w->rc != 0;
+}
+
 static bool under(const char *rel, const char *root)
 {
 	size_t n = strlen(root);
@@ -1236,8 +1286,9 @@ static bool orphans(struct orphan_walk *w, int at, const char *name, char *rel, 
 			bool gone = orphans(w, dirfd(dir), de->d_name, rel, clen, depth + 1);
 			rel[clen] = '\0';
 			if (gone && !want_has(w->s, rel) && !wanted_below(w->s, rel)) {
-				if (w->apply && unlinkat(dirfd(dir), de->d_name, AT_REMOVEDIR) &&
-				    errno != ENOENT)
+				if (w->apply && (unsettle(w) ||
+						 (unlinkat(dirfd(dir), de->d_name, AT_REMOVEDIR) &&
+						  errno != ENOENT)))
 					empty = false;
 			} else {
 				empty = false;
@@ -1251,6 +1302,10 @@ static bool orphans(struct orphan_walk *w, int at, const char *name, char *rel, 
 		/* Leftover temporary files of an interrupted run go silently. */
 		if (strncmp(de->d_name, ENG_TMP_PREFIX, strlen(ENG_TMP_PREFIX)))
 			paths_add(&w->s->res->deleted, rel);
+		if (w->apply && unsettle(w)) {
+			empty = false;
+			continue;
+		}
 		if (w->apply && unlinkat(dirfd(dir), de->d_name, 0) && errno != ENOENT) {
 			w->rc = stk_err_errno(w->err, errno, "cannot delete %s/%s", w->s->o->data,
 					      rel);
@@ -1693,7 +1748,9 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 				rc = stk_err_set(err, STK_ECANCELED, "stopped");
 			break;
 		}
-		rc = write_temp(&s, s.order[k], err);
+		rc = mark_unsettled(&s, err);
+		if (!rc)
+			rc = write_temp(&s, s.order[k], err);
 		if (rc)
 			break;
 		batch[nbatch++] = s.order[k];
@@ -1748,6 +1805,9 @@ int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_er
 		/* A no-op sync leaves the manifest as it was: no rewrite, no fsync. */
 		if (!manifest_same(&s))
 			rc = manifest_save(&s, o->state, err);
+		/* Settled, also after an earlier run that was interrupted: the marker goes. */
+		if (!rc && !join(abs, o->state, ENG_UNSETTLED, NULL))
+			unlink(abs);
 	}
 out:
 	res->seconds = now_s() - t0;

@@ -104,6 +104,14 @@ struct agent_sync_opts {
 int agent_sync(const struct agent_sync_opts *o, struct agent_result *res, stk_err *err);
 
 /*
+ * True when data directory's files are the whole result of the last sync that changed
+ * them: its manifest is in `state`, and no run has begun changing them since without
+ * completing (a run killed or stopped mid-way, or one that failed while writing). Any
+ * thread.
+ */
+bool agent_data_settled(const char *state);
+
+/*
  * Drift: compares the data directory with the manifest of the last sync; files that
  * differ are `modified`, files gone are `deleted`, files that appeared under a managed
  * root are `added`. 0, or STK_ENOTFOUND when there is no manifest. Any thread.

@@ -97,6 +97,8 @@ EOF
 
 # The checker: every file of the data directory (but .stoker-tmp-*, which are counted) is
 # byte for byte its version in A or in B — or, with `exact A`, the data directory is A.
+# Data that is neither all of A nor all of B (a sync cut short) must carry the engine's
+# `unsettled` marker in the state directory (agent_data_settled); a complete sync clears it.
 cat >"$work/check.py" <<'PY'
 import hashlib, json, os, stat, sys
 
@@ -108,6 +110,7 @@ to_repo = lambda rel: ("site/" + rel[len("projects/"):] if rel.startswith("proje
                        else "files/gateway.conf" if rel == "config/gateway.conf" else None)
 checked = tmp = tmp_managed = 0
 bad, seen = [], set()
+whole = {"A": True, "B": True}  # every file seen so far is that tree's version
 for d, subdirs, names in os.walk(data):
     for name in names:
         path = os.path.join(d, name)
@@ -131,6 +134,8 @@ for d, subdirs, names in os.walk(data):
         checked += 1
         seen.add(repo)
         allowed = [t for t in ("A", "B") if expect[t].get(repo) == h]
+        for t in ("A", "B"):
+            whole[t] = whole[t] and t in allowed
         if mode == "exact":
             if "A" not in allowed:
                 bad.append("%s is not A's version" % rel)
@@ -141,6 +146,12 @@ for d, subdirs, names in os.walk(data):
 for rel in ("unmanaged.txt", "projects/.resources/live.bin"):
     if not os.path.exists(os.path.join(data, rel)):
         bad.append("%s is gone" % rel)
+marker = os.path.exists(os.path.join(work, "state", "unsettled"))
+mixed = not any(whole[t] and seen == set(expect[t]) for t in ("A", "B"))
+if mode == "exact" and marker:
+    bad.append("the unsettled marker is left after a complete sync")
+if mixed and not marker:
+    bad.append("the data is neither A nor B, and the state has no unsettled marker")
 if mode == "exact":
     for repo in sorted(set(expect["A"]) - seen):
         bad.append("%s of A is missing" % repo)
@@ -148,7 +159,7 @@ if mode == "exact":
         bad.append("%d temporary files left under the managed root" % tmp_managed)
 for b in bad[:20]:
     print("not ok - " + b, file=sys.stderr)
-print(checked, tmp, tmp_managed)
+print(checked, tmp, tmp_managed, int(mixed))
 sys.exit(1 if bad else 0)
 PY
 
@@ -172,7 +183,7 @@ max_ms=$((full_ms * 12 / 10))
 [ "$max_ms" -ge 150 ] || max_ms=150
 echo "one full sync: ${full_ms} ms; kills after 0..${max_ms} ms"
 
-kills=0 mid=0 checked=0 tmps=0 fails=0
+kills=0 mid=0 checked=0 tmps=0 fails=0 mixed=0
 tree=A
 for i in $(seq 1 "$runs"); do
 	delay_ms=$(((RANDOM * 32768 + RANDOM) % (max_ms + 1)))
@@ -192,9 +203,10 @@ for i in $(seq 1 "$runs"); do
 		fails=$((fails + 1))
 	fi
 	if out=$("$py" "$work/check.py" "$work" any); then
-		read -r n t _ <<<"$out"
+		read -r n t _ m <<<"$out"
 		checked=$((checked + n))
 		tmps=$((tmps + t))
+		mixed=$((mixed + m))
 	else
 		echo "not ok - after kill $i (to $tree, ${delay_ms} ms, rc=$rc)"
 		fails=$((fails + 1))
@@ -218,9 +230,13 @@ if ! "$bin" drift --data "$data" --state "$state" | grep -q '"filesChanged":0,';
 	echo "not ok - drift after the final sync is not empty"
 	fails=$((fails + 1))
 fi
-echo "kills: $kills, mid-run: $mid, files checked: $checked, temporary files seen: $tmps"
+echo "kills: $kills, mid-run: $mid, files checked: $checked, temporary files seen: $tmps, left between A and B (marked unsettled): $mixed"
 [ "$mid" -gt 0 ] || {
 	echo "not ok - no kill landed mid-run"
+	fails=$((fails + 1))
+}
+[ "$mixed" -gt 0 ] || {
+	echo "not ok - no kill left the data between A and B"
 	fails=$((fails + 1))
 }
 [ "$fails" -eq 0 ]

@@ -1435,6 +1435,47 @@ static void test_engine__stop_leaves_complete_files(void **state)
 	free(before);
 }
 
+/*
+ * agent_data_settled: the data is the whole result of a sync. A run that begins changing
+ * the data leaves the "unsettled" marker until it completes (crash-sync.sh checks that
+ * every SIGKILL leaving the data between two commits leaves it marked); a complete run,
+ * even a no-op one, clears it. A dry run and a run stopped before its first change
+ * leave it as it was.
+ */
+static void test_engine__data_settled(void **state)
+{
+	struct fx *f = *state;
+	volatile sig_atomic_t stop = 1;
+	struct agent_result res;
+	stk_err err = STK_ERR_INIT;
+
+	put(f->repo, "site/p/a.txt", "a");
+	fx_plan(f, "{\"mappings\":[{\"source\":\"site\",\"destination\":\"projects\"}]}", NULL);
+	assert_false(agent_data_settled(f->state)); /* never synced */
+	fx_sync(f, NULL);
+	assert_true(agent_data_settled(f->state));
+	assert_false(exists(f->state, "unsettled"));
+
+	put(f->repo, "site/p/a.txt", "a, changed");
+	assert_int_equal(fx_sync_ex(f, NULL, true, NULL, &res, &err), 0);
+	agent_result_release(&res);
+	assert_true(agent_data_settled(f->state)); /* a dry run changes nothing */
+	assert_int_equal(fx_sync_ex(f, NULL, false, &stop, &res, &err), STK_ECANCELED);
+	agent_result_release(&res);
+	stk_err_clear(&err);
+	assert_true(agent_data_settled(f->state)); /* stopped before its first change */
+
+	put(f->state, "unsettled", ""); /* what a run killed mid-way leaves */
+	assert_false(agent_data_settled(f->state));
+	fx_sync(f, NULL);
+	assert_true(agent_data_settled(f->state));
+	put(f->state, "unsettled", "");
+	fx_sync(f, &res); /* a no-op run settles it too */
+	assert_int_equal(res.unchanged, 1);
+	agent_result_release(&res);
+	assert_true(agent_data_settled(f->state));
+}
+
 static void test_engine__leftover_temporary_files_removed(void **state)
 {
 	struct fx *f = *state;
@@ -1668,6 +1709,7 @@ int main(void)
 		T(shape_change_outside_managed_roots_refused),
 		T(file_and_directory_at_one_path_refused),
 		T(stop_leaves_complete_files),
+		T(data_settled),
 		T(leftover_temporary_files_removed),
 		T(reserved_names_refused),
 		T(cli_sync_and_drift),

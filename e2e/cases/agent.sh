@@ -7,7 +7,8 @@
 # e2e/fixtures/fake-gateway.py.
 #  - initial sync while the gateway commissions (no scan), ready, Stoker Ready; the
 #    post-commissioning sync; a pushed commit lands and is scanned (projects, then config);
-#  - drift reported and restored; designer policies wait / fail / proceed; paused;
+#  - drift reported and restored; designer policies wait / fail / proceed; paused (an
+#    agent restarted during the pause is ready on its predecessor's complete sync);
 #  - dry-run reported and aggregated on the SyncProfile;
 #  - a dependsOn gate holds an area gateway back until the site gateway synced.
 . "$(dirname "$0")/../lib/testlib.sh"
@@ -239,6 +240,17 @@ wait_for 10 paused_meta
 c5=$(push)
 sleep 8
 expect_eq "paused: the gateway stays at the previous commit" "$c4" "$(report site-gw syncedCommit)"
+# The agent container restarts during the pause (same pod: its state survives): the
+# complete files of the earlier sync make it ready without syncing; the gateway stays put.
+tree_before=$(cd "$d" && find . -type f ! -name '.stoker-tmp-*' -exec sha256sum {} + | sort)
+stop_agent site-gw
+start_agent site-gw
+site_ready() { curl -fsS "http://127.0.0.1:${agent_health[site-gw]}/readyz" >/dev/null 2>&1; }
+check "paused: an agent restarted in its pod is ready on the earlier complete sync" wait_for 20 site_ready
+expect_contains "paused: and says why" "ready without syncing" "$(cat "$E2E_WORK/agent-site-gw.log")"
+sleep 2
+expect_eq "paused: the restarted agent changes nothing" "$tree_before" \
+	"$(cd "$d" && find . -type f ! -name '.stoker-tmp-*' -exec sha256sum {} + | sort)"
 k patch stk plant -n "$E2E_NS" --type merge -p '{"spec":{"paused":false}}' >/dev/null
 if wait_for 20 status_is site-gw Synced "$c5"; then ok "resumed: the held commit lands"; else not_ok "resumed: $(report site-gw syncStatus)"; fi
 
