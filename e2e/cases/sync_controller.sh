@@ -10,6 +10,8 @@
 #  - dependsOn gates, cycles and missing dependencies, gatewayCount following pods;
 #  - deletion removes the ConfigMaps and the owned GitSource; of two replicas only the
 #    leader acts, and the other takes over when it goes.
+#  - a requested ref is dropped when spec.git.ref or the GitSource's spec.ref changes,
+#    also a GitSource changed while no sync-controller ran.
 . "$(dirname "$0")/../lib/testlib.sh"
 root=$(cd "$E2E_ROOT/.." && pwd)
 bindir=${STOKER_BUILD_DIR:-$root/build}/bin
@@ -440,3 +442,21 @@ metadata: {name: after}
 spec: {sourceRef: {kind: GitSource, name: repo}}
 Y
 expect_cond "new leader reconciles" after RefResolved True RefResolved "$new"
+
+# --- a GitSource's spec.ref changed while no sync-controller ran ----------------------------
+# The request's GitSource carries the spec.ref it came over (stoker.io/requested-over): a
+# sync-controller starting later sees that spec.ref moved, and the request is dropped.
+request_on "sourceRef, before a restart" ref repo
+expect_eq "the GitSource notes the spec.ref the request came over" "branch:main" \
+	"$(get gitsource/repo '{.metadata.annotations.stoker\.io/requested-over}')"
+kill -TERM "$follower"
+wait "$follower" 2>/dev/null || true
+k patch gitsource repo -n "$E2E_NS" --type json -p '[{"op":"replace","path":"/spec/ref","value":{"tag":"v2.0.0"}}]' >/dev/null
+sleep 2
+expect_eq "no sync-controller running: the request still holds" "v1.1.0" \
+	"$(get gitsource/repo '{.metadata.annotations.stoker\.io/requested-ref}')"
+start sync-controller sync-c "${elect[@]}" --health-probe-bind-address "127.0.0.1:$(free_port)" \
+	--metrics-bind-address "127.0.0.1:$(free_port)"
+request_dropped "sourceRef, GitSource spec.ref changed while no sync-controller ran" ref repo
+expect_eq "and its note is gone with it" "" \
+	"$(get gitsource/repo '{.metadata.annotations.stoker\.io/requested-over}')"

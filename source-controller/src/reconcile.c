@@ -306,12 +306,16 @@ static struct stk_git_ref_spec ref_spec(const struct rec *r, const char **reques
 	return spec;
 }
 
-/* Clears the requested-ref annotation once spec.ref has caught up with it. */
+/*
+ * Clears the requested-ref annotation once spec.ref has caught up with it, with the
+ * sync-controller's note of the spec.ref it came over.
+ */
 static void clear_requested_ref(struct rec *r)
 {
 	const char *req =
 		stk_json_str(r->raw, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL);
-	const char *body = "{\"metadata\":{\"annotations\":{\"" STK_ANN_REQUESTED_REF "\":null}}}";
+	const char *body = "{\"metadata\":{\"annotations\":{\"" STK_ANN_REQUESTED_REF
+			   "\":null,\"" STK_ANN_REQUESTED_OVER "\":null}}}";
 
 	if (req)
 		stk_kube_patch(r->cfg->kube, &STK_GVR_GITSOURCES, r->ns, r->name, STK_PATCH_MERGE,

@@ -32,7 +32,8 @@ static void on_stoker_delete(stk_obj *o, void *arg)
 
 struct ns_walk {
 	struct syncctl *c;
-	const char *source; /* GitSource name, or NULL: every Stoker of the namespace */
+	const char *source;  /* GitSource name, or NULL: every Stoker of the namespace */
+	const char *request; /* mark_superseded: the requested ref superseded */
 };
 
 static int enqueue_stoker(stk_obj *o, void *arg)
@@ -64,22 +65,10 @@ static void enqueue_owner(struct syncctl *c, stk_obj *o)
 static void on_source(stk_obj *o, void *arg)
 {
 	struct syncctl *c = arg;
-	struct ns_walk w = {c, o->name};
+	struct ns_walk w = {c, o->name, NULL};
 
 	enqueue_owner(c, o);
 	stk_cache_each(c->stokers, o->ns, NULL, enqueue_stoker, &w, NULL);
-}
-
-static bool owned_by_stoker(stk_obj *o)
-{
-	yajl_val refs = stk_json_arr(o->root, "metadata", "ownerReferences", NULL);
-
-	for (size_t i = 0; refs && i < refs->u.array.len; i++) {
-		const char *kind = stk_json_str(refs->u.array.values[i], "kind", NULL);
-		if (kind && !strcmp(kind, "Stoker"))
-			return true;
-	}
-	return false;
 }
 
 void syncctl_requests_init(struct syncctl *c)
@@ -95,17 +84,24 @@ void syncctl_requests_release(struct syncctl *c)
 	while ((e = stk_map_next(&c->dropped, &it)))
 		free(e->value);
 	stk_map_release(&c->dropped);
+	memset(&it, 0, sizeof(it));
+	while ((e = stk_map_next(&c->superseded, &it)))
+		free(e->value);
 	stk_map_release(&c->superseded);
 	pthread_mutex_destroy(&c->superseded_mu);
 }
 
-void syncctl_mark_superseded(struct syncctl *c, const char *ns, const char *name)
+void syncctl_mark_superseded(struct syncctl *c, const char *ns, const char *name,
+			     const char *request)
 {
 	char key[512];
+	char *copy = strdup(request);
 
+	if (!copy)
+		return;
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
 	pthread_mutex_lock(&c->superseded_mu);
-	stk_map_put(&c->superseded, key, (void *)1);
+	free(stk_map_put(&c->superseded, key, copy));
 	pthread_mutex_unlock(&c->superseded_mu);
 }
 
@@ -113,23 +109,36 @@ static int mark_superseded(stk_obj *o, void *arg)
 {
 	struct ns_walk *w = arg;
 	const char *ref = stk_json_str(o->root, "spec", "sourceRef", "name", NULL);
+	const char *req =
+		stk_json_str(o->root, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL);
 
-	if (ref && !strcmp(ref, w->source) &&
-	    stk_json_str(o->root, "metadata", "annotations", STK_ANN_REQUESTED_REF, NULL))
-		syncctl_mark_superseded(w->c, o->ns, o->name);
+	if (ref && !strcmp(ref, w->source) && req && !strcmp(req, w->request))
+		syncctl_mark_superseded(w->c, o->ns, o->name, req);
 	return 0;
 }
 
-bool syncctl_take_superseded(struct syncctl *c, const char *ns, const char *name)
+void syncctl_mark_source_superseded(struct syncctl *c, const char *ns, const char *source,
+				    const char *request)
+{
+	struct ns_walk w = {c, source, request};
+
+	stk_cache_each(c->stokers, ns, NULL, mark_superseded, &w, NULL);
+}
+
+bool syncctl_take_superseded(struct syncctl *c, const char *ns, const char *name,
+			     const char *request)
 {
 	char key[512];
-	bool marked;
+	char *marked;
+	bool same;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
 	pthread_mutex_lock(&c->superseded_mu);
-	marked = stk_map_del(&c->superseded, key) != NULL;
+	marked = stk_map_del(&c->superseded, key);
 	pthread_mutex_unlock(&c->superseded_mu);
-	return marked;
+	same = marked && request && !strcmp(marked, request);
+	free(marked);
+	return same;
 }
 
 void syncctl_note_dropped(struct syncctl *c, const char *ns, const char *name, const char *rv)
@@ -165,37 +174,14 @@ bool syncctl_shows_dropped(struct syncctl *c, const char *ns, const char *name, 
 
 static void on_source_update(stk_obj *old, stk_obj *cur, void *arg)
 {
-	struct syncctl *c = arg;
-
-	/*
-	 * Someone changed a referenced GitSource's spec.ref: a ref requested earlier on the
-	 * Stokers that use it would keep overriding it, so it is dropped (owned sources
-	 * follow spec.git, which the reconcile compares itself).
-	 */
-	int64_t gen_old = 0, gen_cur = 0;
-
-	/* Only a spec change moves the generation: status writes skip the decoding. */
-	if (old && old != cur) {
-		stk_json_int(old->root, &gen_old, "metadata", "generation", NULL);
-		stk_json_int(cur->root, &gen_cur, "metadata", "generation", NULL);
-	}
-	if (gen_old != gen_cur && !owned_by_stoker(cur)) {
-		char *was = syncctl_spec_ref(stk_json_obj(old->root, "spec", NULL));
-		char *now = syncctl_spec_ref(stk_json_obj(cur->root, "spec", NULL));
-		if (*was && *now && strcmp(was, now)) {
-			struct ns_walk w = {c, cur->name};
-			stk_cache_each(c->stokers, cur->ns, NULL, mark_superseded, &w, NULL);
-		}
-		free(was);
-		free(now);
-	}
+	(void)old;
 	on_source(cur, arg); /* status (the artifact) matters here */
 }
 
 static void on_profile(stk_obj *o, void *arg)
 {
 	struct syncctl *c = arg;
-	struct ns_walk w = {c, NULL};
+	struct ns_walk w = {c, NULL, NULL};
 
 	stk_cache_each(c->stokers, o->ns, NULL, enqueue_stoker, &w, NULL);
 }
@@ -234,7 +220,7 @@ static void on_pod(stk_obj *o, void *arg)
 	struct syncctl *c = arg;
 	const char *cr = stk_api_pod_annotation(o->root, STK_ANN_CR_NAME);
 	const char *inject = stk_api_pod_annotation(o->root, STK_ANN_INJECT);
-	struct ns_walk w = {c, NULL};
+	struct ns_walk w = {c, NULL, NULL};
 
 	if (cr && *cr)
 		stk_manager_enqueue(c->mgr, o->ns, cr);

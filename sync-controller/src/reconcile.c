@@ -253,7 +253,8 @@ static const char *ref_of(const struct stk_gitsource_ref *r, const char **kind)
 	return NULL;
 }
 
-char *syncctl_spec_ref(yajl_val spec)
+/* "kind:name" of the ref a GitSource spec asks for ("" when it does not decode); heap. */
+static char *spec_ref(yajl_val spec)
 {
 	struct stk_gitsource_spec s;
 	stk_err e = STK_ERR_INIT;
@@ -295,7 +296,8 @@ static int supersede_request(struct rec *r, stk_err *err)
 
 	if (!want)
 		return 0;
-	stk_buf_puts(&b, "{\"metadata\":{\"annotations\":{\"" STK_ANN_REQUESTED_REF "\":null}}}");
+	stk_buf_puts(&b, "{\"metadata\":{\"annotations\":{\"" STK_ANN_REQUESTED_REF
+			 "\":null,\"" STK_ANN_REQUESTED_OVER "\":null}}}");
 	rc = stk_kube_patch(r->c->kube, &STK_GVR_GITSOURCES, r->ns, r->source_name, STK_PATCH_MERGE,
 			    b.ptr, b.len, NULL, NULL, err);
 	if (rc && rc != STK_ENOTFOUND)
@@ -333,6 +335,33 @@ static int supersede_request(struct rec *r, stk_err *err)
 out:
 	stk_buf_release(&b);
 	return rc;
+}
+
+/*
+ * A referenced GitSource whose spec.ref is no longer the one its requested ref came over
+ * (stoker.io/requested-over, written with the request): someone changed spec.ref since,
+ * perhaps while no sync-controller ran, and that change wins. Every Stoker referencing it
+ * with that request is marked: once this reconcile (or another one's) has removed the
+ * GitSource's annotations, nothing else would show that their requests are stale.
+ */
+static void source_request_superseded(struct rec *r)
+{
+	const char *req = stk_json_str(r->source->root, "metadata", "annotations",
+				       STK_ANN_REQUESTED_REF, NULL);
+	const char *over = stk_json_str(r->source->root, "metadata", "annotations",
+					STK_ANN_REQUESTED_OVER, NULL);
+	char *now;
+
+	if (!req || !over)
+		return;
+	now = spec_ref(stk_json_obj(r->source->root, "spec", NULL));
+	if (*now && strcmp(now, over)) {
+		stk_log_info("the GitSource's ref changed after a request: dropping the request",
+			     "object", r->name, "source", r->source_name, "ref", req, "was", over,
+			     "now", now, NULL);
+		syncctl_mark_source_superseded(r->c, r->ns, r->source_name, req);
+	}
+	free(now);
 }
 
 /* Creates or updates the GitSource <stoker>-git from spec.git. */
@@ -380,8 +409,8 @@ static int ensure_owned_source(struct rec *r, stk_err *err)
 		goto out;
 	{
 		/* Before the spec: should this fail, the retry still sees the ref change. */
-		char *ref_want = syncctl_spec_ref(want);
-		char *ref_have = syncctl_spec_ref(stk_json_obj(r->source->root, "spec", NULL));
+		char *ref_want = spec_ref(want);
+		char *ref_have = spec_ref(stk_json_obj(r->source->root, "spec", NULL));
 		if (strcmp(ref_want, ref_have))
 			rc = supersede_request(r, err);
 		free(ref_want);
@@ -441,11 +470,18 @@ static int copy_requested_ref(struct rec *r, stk_err *err)
 		return 0;
 	if (!back_to_spec && (!want || !*want || str_eq(want, have)))
 		return 0;
+	/* With the spec.ref it overrides: a later change of that drops the request, even one
+	 * made while no sync-controller ran (source_request_superseded). */
 	stk_buf_puts(&b, "{\"metadata\":{\"annotations\":{\"" STK_ANN_REQUESTED_REF "\":");
-	if (back_to_spec)
-		stk_buf_puts(&b, "null");
-	else
+	if (back_to_spec) {
+		stk_buf_puts(&b, "null,\"" STK_ANN_REQUESTED_OVER "\":null");
+	} else {
+		char *over = spec_ref(stk_json_obj(r->source->root, "spec", NULL));
 		put_str(&b, want);
+		stk_buf_puts(&b, ",\"" STK_ANN_REQUESTED_OVER "\":");
+		put_str(&b, over);
+		free(over);
+	}
 	stk_buf_puts(&b, "}}}");
 	rc = stk_kube_patch(r->c->kube, &STK_GVR_GITSOURCES, r->ns, r->source_name, STK_PATCH_MERGE,
 			    b.ptr, b.len, NULL, NULL, err);
@@ -1363,11 +1399,17 @@ int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *req
 			rc = stk_err_set(err, rc, "GitSource '%s': %s", r.source_name, e.message);
 			goto fail;
 		}
-		if (!r.stk.spec.git.present && syncctl_take_superseded(c, r.ns, r.name)) {
-			rc = supersede_request(&r, err);
-			if (rc) {
-				syncctl_mark_superseded(c, r.ns, r.name); /* for the retry */
-				goto fail;
+		if (!r.stk.spec.git.present) {
+			const char *req = stk_json_str(r.obj->root, "metadata", "annotations",
+						       STK_ANN_REQUESTED_REF, NULL);
+			source_request_superseded(&r);
+			if (req && syncctl_take_superseded(c, r.ns, r.name, req)) {
+				rc = supersede_request(&r, err);
+				if (rc) {
+					/* for the retry */
+					syncctl_mark_superseded(c, r.ns, r.name, req);
+					goto fail;
+				}
 			}
 		}
 		rc = copy_requested_ref(&r, err);

@@ -30,8 +30,9 @@ struct syncctl {
 	stk_metrics_family
 		*m_gateway_state; /* stoker_gateway_status{name,namespace,gateway,status} */
 	/*
-	 * "ns/name" of Stokers whose referenced GitSource's spec.ref changed while they held
-	 * a requested ref: their next reconcile drops the request (superseded_mu).
+	 * "ns/name" -> requested ref (heap) of Stokers whose referenced GitSource's spec.ref
+	 * changed while they held that request: their next reconcile drops it, unless the
+	 * request changed meanwhile (superseded_mu).
 	 */
 	pthread_mutex_t superseded_mu;
 	stk_map superseded;
@@ -43,18 +44,27 @@ struct syncctl {
 	stk_map dropped;
 };
 
-/* "kind:name" of the ref a GitSource spec asks for ("" when it does not decode); heap. */
-char *syncctl_spec_ref(yajl_val spec);
-
 /* The bookkeeping of requested refs (superseded, dropped): set up and freed. */
 void syncctl_requests_init(struct syncctl *c);
 void syncctl_requests_release(struct syncctl *c);
 
-/* Marks Stoker ns/name: its referenced GitSource's spec.ref changed. Any thread. */
-void syncctl_mark_superseded(struct syncctl *c, const char *ns, const char *name);
+/* Marks Stoker ns/name: its `request` is superseded by its GitSource's spec.ref. */
+void syncctl_mark_superseded(struct syncctl *c, const char *ns, const char *name,
+			     const char *request);
 
-/* True (once) when Stoker ns/name was marked by a change of its GitSource's spec.ref. */
-bool syncctl_take_superseded(struct syncctl *c, const char *ns, const char *name);
+/*
+ * Marks every Stoker of namespace ns that references GitSource `source` and requests
+ * `request`. Worker threads (reads the Stoker cache).
+ */
+void syncctl_mark_source_superseded(struct syncctl *c, const char *ns, const char *source,
+				    const char *request);
+
+/*
+ * True (once) when Stoker ns/name was marked and still requests the ref it was marked
+ * for (`request`, its current one); a mark for another request is dropped. Any thread.
+ */
+bool syncctl_take_superseded(struct syncctl *c, const char *ns, const char *name,
+			     const char *request);
 
 /* Notes that the request of Stoker ns/name, read at resourceVersion rv, was dropped. */
 void syncctl_note_dropped(struct syncctl *c, const char *ns, const char *name, const char *rv);

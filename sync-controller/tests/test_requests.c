@@ -23,18 +23,25 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* A mark is taken once, and only for the Stoker marked. */
+/* A mark is taken once, only for the Stoker marked, and only while it still requests
+ * the ref it was marked for. */
 static void test_superseded_taken_once(void **state)
 {
 	struct syncctl *c = *state;
 
-	assert_false(syncctl_take_superseded(c, "ns", "a"));
-	syncctl_mark_superseded(c, "ns", "a");
-	syncctl_mark_superseded(c, "ns", "a");
-	assert_false(syncctl_take_superseded(c, "ns", "b"));
-	assert_false(syncctl_take_superseded(c, "other", "a"));
-	assert_true(syncctl_take_superseded(c, "ns", "a"));
-	assert_false(syncctl_take_superseded(c, "ns", "a"));
+	assert_false(syncctl_take_superseded(c, "ns", "a", "v1"));
+	syncctl_mark_superseded(c, "ns", "a", "v1");
+	syncctl_mark_superseded(c, "ns", "a", "v1");
+	assert_false(syncctl_take_superseded(c, "ns", "b", "v1"));
+	assert_false(syncctl_take_superseded(c, "other", "a", "v1"));
+	assert_true(syncctl_take_superseded(c, "ns", "a", "v1"));
+	assert_false(syncctl_take_superseded(c, "ns", "a", "v1"));
+	/* a request that came after the mark stands, and the mark is gone */
+	syncctl_mark_superseded(c, "ns", "a", "v1");
+	assert_false(syncctl_take_superseded(c, "ns", "a", "v2"));
+	assert_false(syncctl_take_superseded(c, "ns", "a", "v1"));
+	assert_false(syncctl_take_superseded(c, "ns", "a", NULL));
+	syncctl_mark_superseded(c, "ns", "z", "v3"); /* left for the release */
 }
 
 /*
