@@ -1403,7 +1403,8 @@ int syncctl_reconcile(void *arg, const char *ns, const char *name, uint64_t *req
 			const char *req = stk_json_str(r.obj->root, "metadata", "annotations",
 						       STK_ANN_REQUESTED_REF, NULL);
 			source_request_superseded(&r);
-			if (req && syncctl_take_superseded(c, r.ns, r.name, req)) {
+			/* (without a request, a mark from a lagging cache is cleared) */
+			if (syncctl_take_superseded(c, r.ns, r.name, req)) {
 				rc = supersede_request(&r, err);
 				if (rc) {
 					/* for the retry */
