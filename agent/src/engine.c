@@ -315,12 +315,7 @@ static void strv_add(char ***v, size_t *n, const char *s)
 
 static void manifest_release(struct manifest *m)
 {
-	struct stk_map_iter it = {0};
-	struct stk_map_entry *e;
-
-	while ((e = stk_map_next(&m->files, &it)))
-		free(e->value);
-	stk_map_release(&m->files);
+	stk_map_release_free(&m->files);
 	for (size_t i = 0; i < m->nroots; i++)
 		free(m->roots[i]);
 	free(m->roots);

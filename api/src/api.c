@@ -294,6 +294,23 @@ static const struct stk_api_field gateway_report_fields[] = {
 const struct stk_api_type stk_api_gateway_report_type =
 	TYPE("GatewayReport", struct stk_gateway_report, gateway_report_fields);
 
+const char *stk_api_gitsource_ref(const struct stk_gitsource_ref *ref, const char **kind)
+{
+	static const char *const kinds[] = {"branch", "tag", "name", "commit", "semver"};
+	const char *const vals[] = {ref->branch, ref->tag, ref->name, ref->commit, ref->semver};
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (vals[i]) {
+			if (kind)
+				*kind = kinds[i];
+			return vals[i];
+		}
+	}
+	if (kind)
+		*kind = "";
+	return NULL;
+}
+
 bool stk_api_report_synced_at(const struct stk_gateway_report *rep, const char *commit)
 {
 	return commit && *commit && rep->sync_status && !strcmp(rep->sync_status, "Synced") &&

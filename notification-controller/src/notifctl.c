@@ -595,16 +595,6 @@ static void enqueue(struct notifctl *c, struct job *j)
 	pthread_mutex_unlock(&c->mu);
 }
 
-static void seen_release(stk_map *m)
-{
-	struct stk_map_iter it = {0};
-	struct stk_map_entry *e;
-
-	while ((e = stk_map_next(m, &it)))
-		free(e->value);
-	stk_map_release(m);
-}
-
 /* Drops a repeat of the same object, reason and message for this Alert within 5 min. */
 static bool duplicate(struct notifctl *c, const char *alert_uid, const struct ev_ctx *x,
 		      const char *reason)
@@ -625,7 +615,7 @@ static bool duplicate(struct notifctl *c, const char *alert_uid, const struct ev
 				free(stk_map_put(&keep, e->key, k));
 			}
 		}
-		seen_release(&c->seen);
+		stk_map_release_free(&c->seen);
 		c->seen = keep;
 		c->seen_sweep_ms = now;
 	}
@@ -705,9 +695,8 @@ static int match_alert(stk_obj *alert, void *arg)
 		const char *ename = stk_json_str(ev, "metadata", "name", NULL);
 		stk_buf b = STK_BUF_INIT(4096);
 		stk_buf_printf(&b, "%s/%s", ens ? ens : "", ename ? ename : "");
-		j->event = stk_strdup(b.ptr);
+		j->event = stk_buf_detach(&b, NULL);
 		j->event_count = event_count(ev);
-		stk_buf_release(&b);
 	}
 	enqueue(c, j);
 out:
@@ -1023,7 +1012,7 @@ out:
 	notifctl_receiver_free(c->recv);
 	release_held(c);
 	stk_manager_free(c->m);
-	seen_release(&c->seen);
+	stk_map_release_free(&c->seen);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	free(c);

@@ -32,6 +32,14 @@ void stk_map_release(stk_map *m)
 	m->len = 0;
 }
 
+void stk_map_release_free(stk_map *m)
+{
+	for (size_t i = 0; i < m->nbuckets; i++)
+		for (struct stk_map_entry *e = m->buckets[i]; e; e = e->next)
+			free(e->value);
+	stk_map_release(m);
+}
+
 static struct stk_map_entry **map_slot(const stk_map *m, const char *key, size_t h)
 {
 	struct stk_map_entry **p = &m->buckets[h & (m->nbuckets - 1)];

@@ -287,11 +287,7 @@ static struct stk_git_ref_spec ref_spec(const struct rec *r, const char **reques
 
 	*requested = NULL;
 	if (req && *req) {
-		const char *cur = s->branch   ? s->branch
-				  : s->tag    ? s->tag
-				  : s->name   ? s->name
-				  : s->commit ? s->commit
-					      : s->semver;
+		const char *cur = stk_api_gitsource_ref(s, NULL);
 		if (!cur || strcmp(cur, req)) {
 			struct stk_git_ref_spec o = {NULL, NULL, NULL, NULL, NULL};
 			bool hex = strlen(req) == 40 && strspn(req, "0123456789abcdef") == 40;

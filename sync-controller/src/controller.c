@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stk/alloc.h"
 #include "stk/api/api.h"
 #include "stk/api/kinds.h"
 #include "stk/daemon.h"
@@ -78,31 +79,28 @@ void syncctl_requests_init(struct syncctl *c)
 
 void syncctl_requests_release(struct syncctl *c)
 {
-	struct stk_map_iter it = {0};
-	struct stk_map_entry *e;
-
-	while ((e = stk_map_next(&c->dropped, &it)))
-		free(e->value);
-	stk_map_release(&c->dropped);
-	memset(&it, 0, sizeof(it));
-	while ((e = stk_map_next(&c->superseded, &it)))
-		free(e->value);
-	stk_map_release(&c->superseded);
+	stk_map_release_free(&c->dropped);
+	stk_map_release_free(&c->superseded);
 	pthread_mutex_destroy(&c->superseded_mu);
+}
+
+/* Stores a copy of `value` under "ns/name" in one of the maps of superseded_mu. */
+static void note_put(struct syncctl *c, stk_map *m, const char *ns, const char *name,
+		     const char *value)
+{
+	char key[512];
+	char *copy = stk_strdup(value);
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&c->superseded_mu);
+	free(stk_map_put(m, key, copy));
+	pthread_mutex_unlock(&c->superseded_mu);
 }
 
 void syncctl_mark_superseded(struct syncctl *c, const char *ns, const char *name,
 			     const char *request)
 {
-	char key[512];
-	char *copy = strdup(request);
-
-	if (!copy)
-		return;
-	snprintf(key, sizeof(key), "%s/%s", ns, name);
-	pthread_mutex_lock(&c->superseded_mu);
-	free(stk_map_put(&c->superseded, key, copy));
-	pthread_mutex_unlock(&c->superseded_mu);
+	note_put(c, &c->superseded, ns, name, request);
 }
 
 static int mark_superseded(stk_obj *o, void *arg)
@@ -143,15 +141,7 @@ bool syncctl_take_superseded(struct syncctl *c, const char *ns, const char *name
 
 void syncctl_note_dropped(struct syncctl *c, const char *ns, const char *name, const char *rv)
 {
-	char key[512];
-	char *copy = strdup(rv ? rv : "");
-
-	if (!copy)
-		return; /* only the stale-cache guard is lost */
-	snprintf(key, sizeof(key), "%s/%s", ns, name);
-	pthread_mutex_lock(&c->superseded_mu);
-	free(stk_map_put(&c->dropped, key, copy));
-	pthread_mutex_unlock(&c->superseded_mu);
+	note_put(c, &c->dropped, ns, name, rv ? rv : "");
 }
 
 bool syncctl_shows_dropped(struct syncctl *c, const char *ns, const char *name, const char *rv)

@@ -235,39 +235,28 @@ static char *canonical_spec(yajl_val spec)
 	return stk_buf_detach(&b, NULL);
 }
 
-/* The ref a GitSource spec names (exactly one is set), and in *kind which field holds it. */
-static const char *ref_of(const struct stk_gitsource_ref *r, const char **kind)
+/* "kind:name" of a GitSource's spec.ref (stoker.io/requested-over); heap. */
+static char *ref_key(const struct stk_gitsource_ref *ref)
 {
-	static const char *const kinds[] = {"branch", "tag", "name", "commit", "semver"};
-	const char *const vals[] = {r->branch, r->tag, r->name, r->commit, r->semver};
+	stk_buf b = STK_BUF_INIT(4096);
+	const char *kind, *name = stk_api_gitsource_ref(ref, &kind);
 
-	for (size_t i = 0; i < 5; i++) {
-		if (vals[i]) {
-			if (kind)
-				*kind = kinds[i];
-			return vals[i];
-		}
-	}
-	if (kind)
-		*kind = "";
-	return NULL;
+	stk_buf_printf(&b, "%s:%s", kind, name ? name : "");
+	return stk_buf_detach(&b, NULL);
 }
 
-/* "kind:name" of the ref a GitSource spec asks for ("" when it does not decode); heap. */
+/* ref_key of an undecoded GitSource spec ("" when it does not decode); heap. */
 static char *spec_ref(yajl_val spec)
 {
 	struct stk_gitsource_spec s;
 	stk_err e = STK_ERR_INIT;
-	stk_buf b = STK_BUF_INIT(4096);
-	const char *kind, *name;
+	char *key = NULL;
 
 	memset(&s, 0, sizeof(s));
-	if (spec && stk_api_decode(&stk_api_gitsource_spec_type, &s, spec, "spec", &e) == 0) {
-		name = ref_of(&s.ref, &kind);
-		stk_buf_printf(&b, "%s:%s", kind, name ? name : "");
-	}
+	if (spec && stk_api_decode(&stk_api_gitsource_spec_type, &s, spec, "spec", &e) == 0)
+		key = ref_key(&s.ref);
 	stk_api_release(&stk_api_gitsource_spec_type, &s);
-	return stk_buf_detach(&b, NULL);
+	return key ? key : stk_strdup("");
 }
 
 /* The JSON pointer of an annotation. */
@@ -352,10 +341,10 @@ static void source_request_superseded(struct rec *r)
 					STK_ANN_REQUESTED_OVER, NULL);
 	char *now;
 
-	if (!req || !over)
+	if (!req || !over || !stk_api_gitsource_ref(&r->gs.spec.ref, NULL))
 		return;
-	now = spec_ref(stk_json_obj(r->source->root, "spec", NULL));
-	if (*now && strcmp(now, over)) {
+	now = ref_key(&r->gs.spec.ref);
+	if (strcmp(now, over)) {
 		stk_log_info("the GitSource's ref changed after a request: dropping the request",
 			     "object", r->name, "source", r->source_name, "ref", req, "was", over,
 			     "now", now, NULL);
@@ -436,12 +425,6 @@ out:
 	return rc;
 }
 
-/* The ref string a GitSource's spec asks for. */
-static const char *source_spec_ref(const struct stk_gitsource *gs)
-{
-	return ref_of(&gs->spec.ref, NULL);
-}
-
 /*
  * Copies the Stoker's stoker.io/requested-ref (written by the receiver) onto its
  * GitSource, which resolves it instead of spec.ref until spec.ref catches up. A request
@@ -461,7 +444,8 @@ static int copy_requested_ref(struct rec *r, stk_err *err)
 	 * request (a tag, say) is removed, or it would stay on that tag for good (the
 	 * source-controller drops the annotation only when it equals spec.ref).
 	 */
-	bool back_to_spec = want && *want && str_eq(want, source_spec_ref(&r->gs));
+	bool back_to_spec =
+		want && *want && str_eq(want, stk_api_gitsource_ref(&r->gs.spec.ref, NULL));
 
 	/* r->obj (this reconcile's, or a lagging cache's) may still show a dropped request */
 	if (syncctl_shows_dropped(r->c, r->ns, r->name, r->obj->rv))
@@ -476,7 +460,7 @@ static int copy_requested_ref(struct rec *r, stk_err *err)
 	if (back_to_spec) {
 		stk_buf_puts(&b, "null,\"" STK_ANN_REQUESTED_OVER "\":null");
 	} else {
-		char *over = spec_ref(stk_json_obj(r->source->root, "spec", NULL));
+		char *over = ref_key(&r->gs.spec.ref);
 		put_str(&b, want);
 		stk_buf_puts(&b, ",\"" STK_ANN_REQUESTED_OVER "\":");
 		put_str(&b, over);

@@ -25,6 +25,9 @@ typedef struct stk_map {
 /* Frees the entries and keys (not the values). The map is empty and reusable after. */
 void stk_map_release(stk_map *m);
 
+/* stk_map_release, and free() of every value (each one malloc'ed, or NULL). */
+void stk_map_release_free(stk_map *m);
+
 /* The value stored under `key`, or NULL. */
 void *stk_map_get(const stk_map *m, const char *key);
 

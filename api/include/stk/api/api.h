@@ -93,6 +93,13 @@ extern const struct stk_api_type stk_api_gateway_report_type;
  */
 bool stk_api_report_synced_at(const struct stk_gateway_report *rep, const char *commit);
 
+/*
+ * The ref a GitSource's spec.ref names (exactly one field is set; NULL when none is), and
+ * in *kind (when not NULL) the field holding it: "branch", "tag", "name", "commit" or
+ * "semver" ("" when none). Any thread.
+ */
+const char *stk_api_gitsource_ref(const struct stk_gitsource_ref *ref, const char **kind);
+
 /* Parses one payload value (JSON text) with `t`. As stk_api_decode_json. */
 int stk_api_decode_payload(const struct stk_api_type *t, void *out, const char *json, size_t len,
 			   stk_err *err);
