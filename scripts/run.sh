@@ -33,7 +33,7 @@ stop() {
 }
 trap stop EXIT INT TERM
 step() { printf '\n== %s\n' "$*"; }
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { "$PY" "$root/scripts/free-ports"; }
 wait_until() { # seconds description command...
 	local t=$1 what=$2
 	shift 2

@@ -40,7 +40,7 @@ Y
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
 	-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
 	-keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$("$py" "$root/scripts/free-ports")
 "$build/bin/injector" --kubeconfig "$KUBECONFIG" --leader-elect=false --log-level warn \
 	--webhook-bind-address "127.0.0.1:$port" --tls-cert-file "$work/cert.pem" \
 	--tls-key-file "$work/key.pem" --health-probe-bind-address 127.0.0.1:0 \

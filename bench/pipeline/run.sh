@@ -33,7 +33,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { "$py" "$root/scripts/free-ports"; }
 now() { date +%s.%N; }
 k() { kubectl_ "$@"; }
 

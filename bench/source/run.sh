@@ -70,7 +70,7 @@ k apply -k "$root/config/crd" >/dev/null
 k wait --for=condition=Established --timeout=60s crd/gitsources.source.stoker.io >/dev/null
 eval "$("$gs" repo --dir "$work/git" small)" >/dev/null
 k create namespace bench >/dev/null
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port() { python3 "$root/scripts/free-ports"; }
 "$build/bin/source-controller" --kubeconfig "$KUBECONFIG" --leader-elect=false \
 	--watch-namespaces bench --storage-path "$work/storage" \
 	--artifact-bind-address "127.0.0.1:$(port)" --artifact-base-url http://127.0.0.1 \

@@ -49,7 +49,7 @@ cleanup() {
 trap cleanup EXIT
 
 kube() { "$py" "$here/kube.py" "$@"; }
-port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port() { "$py" "$root/scripts/free-ports"; }
 now() { date +%s.%N; }
 mib() { awk -v k="$1" '$1 == k":" {printf "%.1f", $2 / 1024}' "/proc/$ctl/status"; }
 # Starts the controller; sets ctl, t0 (launch time) and metrics (its /metrics URL).

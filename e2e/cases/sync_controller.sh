@@ -54,6 +54,10 @@ start sync-controller sync-b "${elect[@]}" --health-probe-bind-address "127.0.0.
 sb=$started
 
 leader_of() { curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null | grep -q '^stoker_leader{daemon="sync-controller"} 1'; }
+# Both replicas serve metrics, so that the takeover below is tested with a live standby.
+for m in "$sa_metrics" "$sb_metrics"; do
+	wait_for 30 curl -fsS "http://127.0.0.1:$m/metrics" || { not_ok "replica with metrics on :$m did not start"; exit 1; }
+done
 if wait_for 30 bash -c "curl -fsS http://127.0.0.1:$sa_metrics/metrics | grep -q '^stoker_leader.* 1' || curl -fsS http://127.0.0.1:$sb_metrics/metrics | grep -q '^stoker_leader.* 1'"; then
 	ok "a sync-controller replica leads"
 else
@@ -416,7 +420,8 @@ expect_contains "gateways metric" "stoker_gateways{name=\"ref\",namespace=\"$E2E
 expect_contains "per-gateway status metric" "stoker_gateway_status{name=\"ref\",namespace=\"$E2E_NS\",gateway=\"area\",status=\"Synced\"} 1" "$m"
 expect_contains "condition metric" "stoker_condition{kind=\"Stoker\",name=\"ref\",namespace=\"$E2E_NS\",type=\"Ready\",status=\"True\"} 1" "$m"
 expect_contains "reconcile counter" "stoker_reconcile_total{kind=\"Stoker\",name=\"ref\",namespace=\"$E2E_NS\",result=\"success\"}" "$m"
-check "follower reconciled nothing" bash -c "! curl -fsS http://127.0.0.1:$follower_m/metrics | grep -q '^stoker_reconcile_total'"
+fm=$(curl -fsS "http://127.0.0.1:$follower_m/metrics") || not_ok "the follower serves metrics"
+check "follower reconciled nothing" bash -c "[ -n \"\$1\" ] && ! grep -q '^stoker_reconcile_total' <<<\"\$1\"" _ "$fm"
 check "follower wrote nothing" bash -c "! grep -q 'created GitSource' '$E2E_WORK/$follower_log.log'"
 
 # --- deletion ----------------------------------------------------------------------------

@@ -18,12 +18,23 @@ _e2e_exit_hooks=()
 
 on_exit() { _e2e_exit_hooks+=("$*"); }
 
+# After a failure, the end of each log the case's processes wrote into E2E_WORK, so that a
+# CI transcript alone shows why a daemon died or did not answer.
+_e2e_log_tails() {
+	local f
+	while IFS= read -r f; do
+		echo "# --- last lines of ${f#"$E2E_WORK"/}"
+		tail -n 25 "$f" | sed 's/^/#   /'
+	done < <(find "$E2E_WORK" -maxdepth 3 -name '*.log' -type f -size +0 2>/dev/null | sort)
+}
+
 _e2e_finish() {
 	local i
 	for ((i = ${#_e2e_exit_hooks[@]} - 1; i >= 0; i--)); do
 		eval "${_e2e_exit_hooks[$i]}" >/dev/null 2>&1 || true
 	done
 	k delete namespace "$E2E_NS" --wait=false >/dev/null 2>&1 || true
+	[ "$E2E_FAILED" -eq 0 ] || _e2e_log_tails
 	if [ -n "${E2E_KEEP_WORK:-}" ]; then
 		echo "# kept $E2E_WORK (E2E_KEEP_WORK)"
 	else
@@ -65,10 +76,7 @@ wait_for() {
 }
 
 # free_port: one free TCP port on the host address the API server can reach.
-free_port() {
-	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' \
-		"$STOKER_E2E_HOST"
-}
+free_port() { python3 "$E2E_ROOT/../scripts/free-ports" 1 "$STOKER_E2E_HOST"; }
 
 # A CA and a serving certificate for the host address, for webhooks the API server calls.
 # Writes $1/ca.crt, $1/tls.crt, $1/tls.key.
