@@ -431,7 +431,7 @@ check "deleted: metadata ConfigMap gone" wait_for 10 bash -c "! k_ get configmap
 check "deleted: status ConfigMap gone" wait_for 10 bash -c "! k_ get configmap/stoker-status-inline -n $E2E_NS 2>/dev/null"
 check "deleted: owned GitSource gone" wait_for 15 bash -c "! k_ get gitsource/inline-git -n $E2E_NS 2>/dev/null"
 m=$(curl -fsS "http://127.0.0.1:$leader_m/metrics")
-check "deleted: its metric series are gone" bash -c "! grep -q 'name=\"inline\",namespace=\"$E2E_NS\"' <<<'$m'"
+expect_absent "deleted: its metric series are gone" "$m" "name=\"inline\",namespace=\"$E2E_NS\""
 
 # --- the other replica takes over ---------------------------------------------------------
 kill -TERM "$leader"

@@ -65,6 +65,25 @@ expect_contains() {
 	if [[ $3 == *"$2"* ]]; then ok "$1"; else not_ok "$1: '$2' not in: $3"; fi
 }
 
+# expect_absent DESCRIPTION HAYSTACK NEEDLE...: passes when HAYSTACK is not empty and holds
+# none of the needles. An empty haystack fails: it usually means that the command that
+# produced it failed, which must not pass for "nothing found".
+expect_absent() {
+	local what=$1 hay=$2 n
+	shift 2
+	if [ -z "$hay" ]; then
+		not_ok "$what: nothing to look in"
+		return
+	fi
+	for n in "$@"; do
+		if [[ $hay == *"$n"* ]]; then
+			not_ok "$what: found '$n'"
+			return
+		fi
+	done
+	ok "$what"
+}
+
 # wait_for SECONDS COMMAND...: retries every 0.2 s until the command succeeds.
 wait_for() {
 	local deadline=$(($(date +%s) + $1))
