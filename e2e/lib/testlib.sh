@@ -94,6 +94,22 @@ wait_for() {
 	done
 }
 
+# delete_namespaces NAMESPACE...: deletes the namespaces (not waiting for them), their
+# Deployments first, in the foreground so that their ReplicaSets and pods go with them.
+# While a namespace terminates, a ReplicaSet still in it replaces the pods the namespace
+# controller deletes; the controller-manager counts a create refused as "namespace
+# terminating" as done and waits (up to 5 minutes) to see that pod. A ReplicaSet of the
+# same name in the namespace created again (the next case installing the same Deployments)
+# can then get no pods. For cases that install workloads into fixed namespaces.
+delete_namespaces() {
+	local n
+	for n in "$@"; do
+		k delete deployments --all -n "$n" --cascade=foreground --wait=true --timeout=60s \
+			>/dev/null 2>&1 || true
+	done
+	k delete namespace "$@" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+}
+
 # free_port: one free TCP port on the host address the API server can reach.
 free_port() { python3 "$E2E_ROOT/../scripts/free-ports" 1 "$STOKER_E2E_HOST"; }
 
