@@ -77,7 +77,7 @@ set(STK_E2E_ENV
 # stk_add_integration(<name> SOURCES <files...> LIBS <targets...> [SERIAL])
 # A C test run against the shared e2e cluster (label `integration`), with the cluster's
 # environment (KUBECONFIG, STOKER_E2E_*) loaded. SERIAL tests run alone: they may stop
-# the API server.
+# the API server or compact etcd, which would break other tests' lists and watches.
 function(stk_add_integration name)
   cmake_parse_arguments(T "SERIAL" "" "SOURCES;LIBS" ${ARGN})
   if(NOT STK_E2E)
