@@ -58,17 +58,13 @@ uninstall() {
 }
 # The next case to install Stoker (e2e/cases/self_manage.sh) must not find stoker-system
 # still terminating.
-on_exit "uninstall; wait_for 90 gone $SYS site1 site2"
+on_exit "uninstall; wait_for 90 namespaces_gone $SYS site1 site2"
 # Objects with finalizers must not outlive the controllers that remove them.
 on_exit "k patch $STK,$GS -n $ns --all --type merge -p '{\"metadata\":{\"finalizers\":null}}'"
 on_exit stop_daemons
 
-gone() { # NAMESPACE...: none of them exists (not even Terminating)
-	local n
-	for n in "$@"; do ! k get namespace "$n" >/dev/null 2>&1 || return 1; done
-}
 uninstall >/dev/null 2>&1 # leftovers of an interrupted run
-wait_for 90 gone $SYS site1 site2 || { not_ok "namespaces of an earlier run are still terminating"; exit 1; }
+wait_for 90 namespaces_gone $SYS site1 site2 || { not_ok "namespaces of an earlier run are still terminating"; exit 1; }
 
 # --- builds ------------------------------------------------------------------------------
 for o in base overlays/cert-manager overlays/namespaced; do
@@ -311,7 +307,7 @@ rc=$?
 # could not migrate their last-applied annotation in a dry run.
 others=$(grep -iv "serverside-applied (server dry run)$\|namespaces \"$SYS\" not found\|^Warning: failed to migrate kubectl.kubernetes.io/last-applied-configuration" <<<"$out")
 expect_eq "first-install dry run fails only because namespace $SYS does not exist yet" "1 " "$rc $others"
-check "a dry run creates nothing" gone $SYS
+check "a dry run creates nothing" namespaces_gone $SYS
 k create namespace $SYS >/dev/null # as kustomize/README.md says, for a dry run of a first install
 out=$(k apply -k "$kz/base" --server-side --dry-run=server 2>&1)
 rc=$?
@@ -388,7 +384,8 @@ if ! wait_for 30 all_pods; then
 	wait_for 300 all_pods
 fi
 expect_eq "the ReplicaSets create all 9 pods" 9 "$(npods)"
-fails=$(k get events -n $SYS --field-selector reason=FailedCreate -o jsonpath='{.items[*].message}')
+fails=$(k get events -n $SYS --field-selector reason=FailedCreate -o jsonpath='{.items[*].message}' 2>&1) ||
+	fails="cannot list events: $fails"
 expect_eq "no FailedCreate events in $SYS" "" "$fails"
 
 # --- RBAC: kubectl auth can-i --------------------------------------------------------------

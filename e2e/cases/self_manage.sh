@@ -21,7 +21,7 @@ for g in $(k get gitsources -n $sys_ns -o name 2>/dev/null); do
 	k patch "$g" -n $sys_ns --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null
 done
 delete_namespaces $sys_ns
-wait_for 120 bash -c "! '$STOKER_KUBECTL' get namespace $sys_ns" || { not_ok "namespace $sys_ns is not gone"; exit 1; }
+wait_for 120 namespaces_gone $sys_ns || { not_ok "namespace $sys_ns is not gone"; exit 1; }
 k create namespace $sys_ns >/dev/null 2>&1 || true
 k create serviceaccount self-apply -n $sys_ns >/dev/null 2>&1 || true
 on_exit "k delete mutatingwebhookconfiguration stoker-injector --ignore-not-found >/dev/null; delete_namespaces $sys_ns"

@@ -110,6 +110,16 @@ delete_namespaces() {
 	k delete namespace "$@" --ignore-not-found --wait=false >/dev/null 2>&1 || true
 }
 
+# namespaces_gone NAMESPACE...: none of them exists, not even terminating. Only the API
+# server's NotFound counts: a failed request is not "gone".
+namespaces_gone() {
+	local n out
+	for n in "$@"; do
+		out=$(k get namespace "$n" -o name 2>&1) && return 1
+		[[ $out == *NotFound* ]] || return 1
+	done
+}
+
 # free_port: one free TCP port on the host address the API server can reach.
 free_port() { python3 "$E2E_ROOT/../scripts/free-ports" 1 "$STOKER_E2E_HOST"; }
 
